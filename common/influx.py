@@ -1,0 +1,167 @@
+"""A small client for the InfluxDB v1 HTTP API: ``POST /write`` and ``/query``.
+
+Why not ``influxdb-client``: it speaks only the 2.x API, which InfluxDB 1.x (Debian's 1.6)
+lacks and InfluxDB 3 has partly dropped. ``/write`` with line protocol and InfluxQL on
+``/query`` are served by 1.x, by 2.x (v1 compatibility endpoints with a DBRP mapping) and
+by 3.x, and are what Grafana's InfluxQL data source uses. See ``docs/influxdb.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from common.settings import InfluxSettings
+
+
+class InfluxError(RuntimeError):
+    """InfluxDB refused or failed a request."""
+
+
+class InfluxUnavailable(InfluxError):
+    """InfluxDB could not be reached or answered 5xx: worth retrying later."""
+
+
+class InfluxRejected(InfluxError):
+    """InfluxDB answered 4xx: the request itself is wrong; retrying will not help."""
+
+
+def _escape_key(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+
+
+def _escape_measurement(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", r"\,").replace(" ", r"\ ")
+
+
+def _field_value(value: float | int | bool | str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("line protocol cannot carry NaN or infinity")
+        return repr(value)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, float | int | bool | str]
+    time_ms: int
+
+    def to_line(self) -> str:
+        if not self.fields:
+            raise ValueError(f"point {self.measurement} has no fields")
+        tags = "".join(
+            f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(self.tags.items()) if v
+        )
+        fields = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in self.fields.items())
+        return f"{_escape_measurement(self.measurement)}{tags} {fields} {self.time_ms}"
+
+
+@dataclass(slots=True)
+class Series:
+    name: str
+    columns: list[str]
+    values: list[list[Any]]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) | self.tags for row in self.values]
+
+
+class InfluxClient:
+    """Writes line protocol and runs InfluxQL. Build it once and pass it in."""
+
+    def __init__(self, settings: InfluxSettings, http: httpx.Client | None = None) -> None:
+        self.settings = settings
+        headers = {}
+        auth = None
+        if settings.token is not None:
+            headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        elif settings.username and settings.password is not None:
+            auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
+        self._http = http or httpx.Client(
+            base_url=settings.url, timeout=settings.timeout_s, headers=headers, auth=auth
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> InfluxClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB at {self.settings.url}: {exc}") from exc
+        if response.status_code >= 500:
+            raise InfluxUnavailable(f"InfluxDB {response.status_code}: {response.text[:300]}")
+        if response.status_code >= 400:
+            raise InfluxRejected(f"InfluxDB {response.status_code}: {response.text[:500]}")
+        return response
+
+    def ping(self) -> bool:
+        try:
+            return self._request("GET", "/ping").status_code == 204
+        except InfluxError:
+            return False
+
+    def write_lines(self, lines: Iterable[str], precision: str = "ms") -> None:
+        body = "\n".join(lines).encode()
+        if not body:
+            return
+        self._request(
+            "POST",
+            "/write",
+            params={"db": self.settings.database, "precision": precision},
+            content=body,
+        )
+
+    def write_points(self, points: Iterable[Point], precision: str = "ms") -> None:
+        self.write_lines((p.to_line() for p in points), precision)
+
+    def query(self, influxql: str, *, epoch: str = "ms") -> list[Series]:
+        """Run one or more InfluxQL statements; return every series of every result."""
+        response = self._request(
+            "POST",
+            "/query",
+            params={"db": self.settings.database, "epoch": epoch},
+            data={"q": influxql},
+        )
+        series: list[Series] = []
+        for result in response.json().get("results", []):
+            if "error" in result:
+                raise InfluxRejected(f"InfluxQL error: {result['error']}")
+            for item in result.get("series", []):
+                series.append(
+                    Series(
+                        name=item.get("name", ""),
+                        columns=item.get("columns", []),
+                        values=item.get("values", []),
+                        tags=item.get("tags", {}) or {},
+                    )
+                )
+        return series
+
+    def ensure_database(self) -> None:
+        if self.settings.create_database:
+            self.query(f'CREATE DATABASE "{self.settings.database}"')
+
+    def count(self, measurement: str, field_name: str, where: str = "") -> int:
+        clause = f" WHERE {where}" if where else ""
+        result = self.query(f'SELECT count("{field_name}") FROM "{measurement}"{clause}')
+        return int(result[0].values[0][1]) if result and result[0].values else 0

@@ -1,0 +1,85 @@
+"""The InfluxDB schema: one measurement per device kind, documented in ``docs/influxdb.md``.
+
+Tags (indexed, low cardinality per series): ``device``, ``village``, ``dma`` (when the device
+sits in one), ``gateway``; events add ``code`` and ``device_kind``. Everything measured is a
+field. Timestamps are the device's, in milliseconds, so a replayed duplicate lands on the same
+series and time and overwrites itself instead of doubling.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from common.contract import DeviceEvent, MeterReading, Reading
+from common.influx import Point
+
+PRECISION: Final = "ms"
+EVENT_MEASUREMENT: Final = "event"
+_IDENTITY_FIELDS: Final = frozenset({"kind", "device", "time", "village", "dma"})
+
+#: measurement -> field -> line-protocol type; the reference for queries and dashboards.
+FIELDS: Final[dict[str, dict[str, str]]] = {
+    "meter": {
+        "volume_m3": "float", "balance_yuan": "float", "valve": "string",
+        "battery_low": "boolean", "tamper": "boolean", "status": "integer",
+        "clock_offset_s": "float",
+    },
+    "pump": {
+        "running": "boolean", "frequency_hz": "float", "current_a": "float", "flow_m3h": "float",
+        "outlet_pressure_mpa": "float", "well_level_m": "float", "run_hours": "float",
+        "fault_code": "integer",
+    },
+    "dma_inflow": {"flow_m3h": "float", "volume_m3": "float"},
+    "tank": {"level_m": "float", "volume_m3": "float"},
+    "quality": {
+        "turbidity_ntu": "float", "free_chlorine_mgl": "float", "ph": "float",
+        "conductivity_uscm": "float", "temperature_c": "float",
+    },
+    EVENT_MEASUREMENT: {"severity": "string", "active": "boolean", "message": "string"},
+}
+TAGS: Final = ("device", "village", "dma", "gateway")
+
+
+def to_millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _tags(device: str, village: str, dma: str | None, gateway: str) -> dict[str, str]:
+    tags = {"device": device, "village": village, "gateway": gateway}
+    if dma:
+        tags["dma"] = dma
+    return tags
+
+
+def reading_point(reading: Reading, gateway: str) -> Point:
+    """The point one validated reading becomes."""
+    fields: dict[str, float | int | bool | str] = {}
+    for name, value in reading:
+        if name in _IDENTITY_FIELDS or value is None:
+            continue
+        if name == "meter_clock":
+            continue
+        if FIELDS[reading.kind][name] == "float":
+            value = float(value)
+        fields[name] = value
+    if isinstance(reading, MeterReading) and reading.meter_clock is not None:
+        fields["clock_offset_s"] = (reading.meter_clock - reading.time).total_seconds()
+    return Point(
+        measurement=reading.kind,
+        tags=_tags(reading.device, reading.village, reading.dma, gateway),
+        fields=fields,
+        time_ms=to_millis(reading.time),
+    )
+
+
+def event_point(event: DeviceEvent, gateway: str) -> Point:
+    tags = _tags(event.device, event.village, event.dma, gateway)
+    tags["code"] = event.code
+    tags["device_kind"] = event.device_kind
+    return Point(
+        measurement=EVENT_MEASUREMENT,
+        tags=tags,
+        fields={"severity": event.severity, "active": event.active, "message": event.message},
+        time_ms=to_millis(event.time),
+    )

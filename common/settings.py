@@ -1,0 +1,112 @@
+"""One settings object for every ruralwater process, read from the environment.
+
+Variables are prefixed ``RURALWATER_`` and nested with ``__``, e.g.
+``RURALWATER_MQTT__HOST=broker`` or ``RURALWATER_INFLUX__URL=http://influxdb:8086``.
+Defaults are the embedded demo set-up; production (``RURALWATER_ENVIRONMENT=production``)
+refuses to start without real secrets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password"}
+
+
+class MqttSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    keepalive_s: int = 30
+
+
+class InfluxSettings(BaseModel):
+    url: str = "http://127.0.0.1:8086"
+    database: str = "ruralwater"
+    username: str | None = None
+    password: SecretStr | None = None
+    # InfluxDB 2.x/3.x accept a token on the v1-compatible endpoints.
+    token: SecretStr | None = None
+    timeout_s: float = 10.0
+    # Create the database at start-up (InfluxDB 1.x); off where a DBRP mapping is managed.
+    create_database: bool = True
+
+
+class CollectorSettings(BaseModel):
+    # Stable client id: the broker keeps this collector's session (and its unacknowledged
+    # messages) across restarts. Give each collector of a shared group its own id.
+    client_id: str = "collector-1"
+    # Modest expiry: a crashed member of a shared group stops receiving after this long.
+    session_expiry_s: int = 3600
+    # Empty group: a plain subscription; otherwise ``$share/<group>/...``.
+    share_group: str = "collectors"
+    receive_maximum: int = 2000
+    batch_max_points: int = 5000
+    batch_max_delay_s: float = 0.5
+    max_message_bytes: int = 1_048_576
+    max_readings_per_message: int = 5000
+    # Readings stamped further ahead of the collector's clock are refused (device clock wrong).
+    max_future_s: float = 3600.0
+    # Readings older than this are refused (a gateway outbox never holds data this long).
+    max_age_days: float = 400.0
+    data_dir: Path = Path("var/collector")
+    spool_max_bytes: int = 1_073_741_824
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    health_host: str = "127.0.0.1"
+    health_port: int = 9108
+    stats_interval_s: float = 10.0
+
+
+class SimulatorSettings(BaseModel):
+    seed: int = 20260701
+    villages: int = 12
+    households_per_village: int = 60
+    # Simulated seconds per wall-clock second: 1440 runs a day per minute; 0 as fast as possible.
+    speed: float = 1440.0
+    days: float = 7.0
+    output_dir: Path = Path("var/simulator")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RURALWATER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    log_level: str = "INFO"
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment != "production":
+            return self
+        missing = [
+            name
+            for name, secret in (
+                ("RURALWATER_MQTT__PASSWORD", self.mqtt.password),
+                ("RURALWATER_INFLUX__PASSWORD or RURALWATER_INFLUX__TOKEN",
+                 self.influx.password or self.influx.token),
+            )
+            if secret is None or secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+        ]
+        if missing:
+            raise ValueError(f"production needs real secrets: {', '.join(missing)}")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""ruralwater gateway."""
