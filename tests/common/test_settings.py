@@ -1,0 +1,36 @@
+"""One settings object, read from RURALWATER_* variables; production demands real secrets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from common.settings import Settings
+
+
+def test_nested_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RURALWATER_MQTT__PORT", "18830")
+    monkeypatch.setenv("RURALWATER_INFLUX__URL", "http://influx:8086")
+    monkeypatch.setenv("RURALWATER_COLLECTOR__SHARE_GROUP", "")
+    settings = Settings()
+    assert settings.mqtt.port == 18830
+    assert settings.influx.url == "http://influx:8086"
+    assert settings.collector.share_group == ""
+
+
+def test_development_runs_on_embedded_defaults() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.environment == "development"
+    assert settings.mqtt.password is None
+
+
+def test_production_refuses_missing_or_placeholder_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RURALWATER_ENVIRONMENT", "production")
+    monkeypatch.setenv("RURALWATER_MQTT__PASSWORD", "changeme")
+    with pytest.raises(ValidationError, match="RURALWATER_MQTT__PASSWORD"):
+        Settings()
+    monkeypatch.setenv("RURALWATER_MQTT__PASSWORD", "s3cure-collector-pass")
+    monkeypatch.setenv("RURALWATER_INFLUX__TOKEN", "a-real-token")
+    assert Settings().environment == "production"
