@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto mosquitto-clients influxdb docker-compose)
+APT_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client docker-compose)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
