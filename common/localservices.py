@@ -134,6 +134,9 @@ class Mosquitto(_ChildService):
         persistence.mkdir(exist_ok=True)
         self.config_path.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            # Started as root (CI, containers), Mosquitto would drop to the 'mosquitto' user,
+            # which cannot write persistence into a root-owned data folder. Ignored otherwise.
+            "user root\n"
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {persistence}/\n"
