@@ -31,7 +31,7 @@ import logging
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from enum import IntEnum
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -182,9 +182,10 @@ def read_di(data: bytes, model: MeterModel) -> int:
     """The DI at the start of a data field, in the model's byte order or else the other one."""
     if len(data) < 2:
         raise Cjt188LengthError(f"data field of {len(data)} bytes has no DI")
-    preferred = "little" if model.di_order == "low_first" else "big"
-    other = "big" if preferred == "little" else "little"
-    for order in (preferred, other):
+    orders: tuple[Literal["little", "big"], ...] = ("little", "big")
+    if model.di_order == "high_first":
+        orders = orders[::-1]
+    for order in orders:
         di = int.from_bytes(data[:2], order)
         if di in KNOWN_DIS:
             return di

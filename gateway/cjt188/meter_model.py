@@ -31,6 +31,10 @@ class MeterModelError(ValueError):
     """A meter model file that cannot be read or does not describe a valid model."""
 
 
+def _standard_valve_codes() -> dict[int, ValveState]:
+    return {0b00: "open", 0b01: "closed", 0b11: "fault"}
+
+
 class StatusLayout(BaseModel):
     """Where a model keeps valve state, low battery and tamper in ``ST1 | ST2 << 8``."""
 
@@ -39,9 +43,7 @@ class StatusLayout(BaseModel):
     valve_shift: BitPosition = 0
     valve_mask: int = Field(default=0x03, ge=1, le=0xFF)
     # CJ/T 188 ST1 D1D0: 00 open, 01 closed, 11 fault.
-    valve_codes: dict[int, ValveState] = Field(
-        default_factory=lambda: {0b00: "open", 0b01: "closed", 0b11: "fault"}
-    )
+    valve_codes: dict[int, ValveState] = Field(default_factory=_standard_valve_codes)
     # A code the model does not list: someone has to look at that valve.
     unknown_valve: ValveState = "fault"
     battery_low_bit: BitPosition | None = 2
