@@ -325,3 +325,58 @@ def test_broker_healthcheck_probe_succeeds_and_fails_on_bad_credentials(
     (wrong / "healthcheck").write_text("not-the-password")
     with pytest.raises(subprocess.CalledProcessError):
         run_script("healthcheck.sh", env={**probe_env, "MOSQUITTO_PASSWD_DIR": str(wrong)})
+
+
+def start_gateway_with_will(port: int, gateway: str, will_topic: str) -> subprocess.Popen[str]:
+    """mosquitto_sub as ``gateway`` with a retained Last Will; returns once subscribed."""
+    # stdbuf: line-buffered stdout, so the debug line saying SUBACK arrives through the pipe.
+    process = subprocess.Popen(
+        ["stdbuf", "-oL", "mosquitto_sub", "-V", "mqttv5", "-d", "-p", str(port), "-u", gateway,
+         "-P", PASSWORDS[gateway], "-t", topic(gateway, Channel.COMMANDS),
+         "--will-topic", will_topic, "--will-payload", f"offline from {gateway}",
+         "--will-retain", "--will-qos", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={"PATH": SYSTEM_PATH},
+    )
+    assert process.stdout is not None
+    # If it never connects, the watchdog kills it, which ends the loop below.
+    watchdog = threading.Timer(WAIT_S, process.kill)
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            if "received SUBACK" in line:
+                return process
+    finally:
+        watchdog.cancel()
+    raise AssertionError(f"{gateway} did not connect: exit {process.wait()}")
+
+
+def drop_connection(process: subprocess.Popen[str]) -> None:
+    """SIGKILL: no DISCONNECT reaches the broker, so it publishes the Last Will."""
+    process.kill()
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def test_gateway_last_will_reaches_only_its_own_status_topic(
+    broker: Mosquitto, connect: Connect
+) -> None:
+    collector = connect("svc.collector")
+    collector.subscribe(subscription(Channel.STATUS))
+    forger = start_gateway_with_will(broker.port, "gw-a", topic("gw-b", Channel.STATUS))
+    honest = start_gateway_with_will(broker.port, "gw-a", topic("gw-a", Channel.STATUS))
+    try:
+        drop_connection(forger)
+        # A PUBACK round trip after the forger's socket closed: had the broker accepted its
+        # will, it would be queued to the collector before the honest one below.
+        assert not connect("gw-b").publish(topic("gw-b", Channel.TELEMETRY)).is_failure
+        drop_connection(honest)
+        assert collector.next_message() == Received(
+            topic("gw-a", Channel.STATUS), b"offline from gw-a"
+        )
+        assert collector.messages.empty()
+    finally:
+        for process in (forger, honest):
+            if process.poll() is None:
+                drop_connection(process)
