@@ -8,14 +8,15 @@ series and time and overwrites itself instead of doubling.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from common.contract import DeviceEvent, MeterReading, Reading
+from common.contract import DeviceEvent, MeterReading, Reading, StatusMessage
 from common.influx import Point
 
 PRECISION: Final = "ms"
 EVENT_MEASUREMENT: Final = "event"
+STATUS_MEASUREMENT: Final = "gateway_status"
 _IDENTITY_FIELDS: Final = frozenset({"kind", "device", "time", "village", "dma"})
 
 #: measurement -> field -> line-protocol type; the reference for queries and dashboards.
@@ -37,12 +38,17 @@ FIELDS: Final[dict[str, dict[str, str]]] = {
         "conductivity_uscm": "float", "temperature_c": "float",
     },
     EVENT_MEASUREMENT: {"severity": "string", "active": "boolean", "message": "string"},
+    STATUS_MEASUREMENT: {"online": "boolean"},
 }
 TAGS: Final = ("device", "village", "dma", "gateway")
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    """Exact integer milliseconds (a float multiply can lose one)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _tags(device: str, village: str, dma: str | None, gateway: str) -> dict[str, str]:
@@ -82,4 +88,14 @@ def event_point(event: DeviceEvent, gateway: str) -> Point:
         tags=tags,
         fields={"severity": event.severity, "active": event.active, "message": event.message},
         time_ms=to_millis(event.time),
+    )
+
+
+def status_point(status: StatusMessage, received_ms: int) -> Point:
+    """A gateway going online or offline; the Last Will has no ``at``, so receipt time is used."""
+    return Point(
+        measurement=STATUS_MEASUREMENT,
+        tags={"gateway": status.gateway},
+        fields={"online": status.state == "online"},
+        time_ms=to_millis(status.at) if status.at is not None else received_ms,
     )

@@ -48,7 +48,8 @@ class CollectorSettings(BaseModel):
     session_expiry_s: int = 3600
     # Empty group: a plain subscription; otherwise ``$share/<group>/...``.
     share_group: str = "collectors"
-    receive_maximum: int = 2000
+    # How many unacknowledged messages the broker may send us; batches flush at half of it.
+    receive_maximum: int = 10000
     batch_max_points: int = 5000
     batch_max_delay_s: float = 0.5
     max_message_bytes: int = 1_048_576

@@ -1,0 +1,212 @@
+"""Batching, durable writes and acknowledgements.
+
+Messages arrive from the MQTT thread as :class:`Pending` items, in order. The writer thread
+gathers them into a batch bounded by points and time, makes the batch durable -- written to
+InfluxDB, or appended (fsynced) to the spool while InfluxDB is unreachable -- and only then
+acknowledges the messages, in the order they arrived. While the spool holds anything, new
+batches queue behind it so InfluxDB receives everything in order; the spool drains with
+exponential backoff between failed attempts.
+
+A batch InfluxDB refuses (4xx) is split in halves until the refused lines are found; those go
+to the dead-letter store with InfluxDB's reason, the rest is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from collector.deadletter import DeadLetterStore
+from collector.spool import Spool, SpoolFull
+from collector.stats import Stats
+from common.influx import InfluxClient, InfluxRejected, InfluxUnavailable
+from common.schema import PRECISION
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[["Pending"], None]
+
+
+@dataclass(slots=True)
+class Pending:
+    """One received message waiting for its points to be durable before it is acknowledged."""
+
+    mid: int
+    qos: int
+    lines: list[str]
+    topic: str = ""
+    generation: int = 0
+    received: float = field(default_factory=time.monotonic)
+
+
+class Writer:
+    def __init__(
+        self,
+        *,
+        influx: InfluxClient,
+        spool: Spool,
+        dead_letters: DeadLetterStore,
+        stats: Stats,
+        ack: Ack,
+        batch_max_points: int,
+        batch_max_delay_s: float,
+        flush_at_messages: int,
+        retry_initial_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self._influx = influx
+        self._spool = spool
+        self._dead = dead_letters
+        self._stats = stats
+        self._ack = ack
+        self._max_points = batch_max_points
+        self._max_delay = batch_max_delay_s
+        self._flush_at_messages = max(1, flush_at_messages)
+        self._retry_initial = retry_initial_s
+        self._retry_max = retry_max_s
+        self._backoff = retry_initial_s
+        self._next_attempt = 0.0
+        self._queue: queue.Queue[Pending] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="collector-writer", daemon=True)
+        self.influx_up = True
+
+    # ----------------------------------------------------------------- called by others
+
+    def submit(self, item: Pending) -> None:
+        self._queue.put(item)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Flush what is queued (to InfluxDB or the spool), then stop."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    # ----------------------------------------------------------------- the writer thread
+
+    def _run(self) -> None:
+        while True:
+            batch = self._gather()
+            if batch:
+                self._make_durable(batch)
+            self._drain_spool()
+            if self._stop.is_set() and self._queue.empty():
+                return
+
+    def _gather(self) -> list[Pending]:
+        """Up to batch_max_points, or what arrived within batch_max_delay_s of the first."""
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch, points = [first], len(first.lines)
+        deadline = time.monotonic() + self._max_delay
+        while points < self._max_points and len(batch) < self._flush_at_messages:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            batch.append(item)
+            points += len(item.lines)
+        return batch
+
+    def _make_durable(self, batch: list[Pending]) -> None:
+        lines = [line for item in batch for line in item.lines]
+        while True:
+            if not lines:
+                break
+            if self._spool.batches == 0 and self._try_write(lines):
+                break
+            try:
+                self._spool.append(lines)
+                self._stats.add(spooled_batches=1)
+                break
+            except SpoolFull:
+                # Hold the acknowledgements: the broker keeps the messages meanwhile.
+                log.warning("spool full (%d bytes); waiting for InfluxDB", self._spool.bytes)
+                self._stats.add(spool_full_waits=1)
+                if not self._drain_spool(wait=True):
+                    time.sleep(min(self._backoff, 1.0))
+        now = time.monotonic()
+        for item in batch:
+            self._ack(item)
+            self._stats.observe_lag(now - item.received)
+
+    def _try_write(self, lines: list[str]) -> bool:
+        """Write to InfluxDB; False if it is unavailable (the caller spools)."""
+        if time.monotonic() < self._next_attempt:
+            return False
+        try:
+            self._write_splitting_rejects(lines)
+        except InfluxUnavailable as exc:
+            self._failed(exc)
+            return False
+        self._succeeded()
+        return True
+
+    def _write_splitting_rejects(self, lines: list[str]) -> None:
+        try:
+            self._influx.write_lines(lines, PRECISION)
+        except InfluxRejected as exc:
+            if len(lines) == 1:
+                self._dead.add("influxdb", None, f"InfluxDB refused the point: {exc}",
+                               lines[0].encode())
+                self._stats.add(dead_letters=1, rejected_points=1)
+                return
+            middle = len(lines) // 2
+            self._write_splitting_rejects(lines[:middle])
+            self._write_splitting_rejects(lines[middle:])
+            return
+        self._stats.add(points_written=len(lines), batches_written=1)
+
+    def _drain_spool(self, wait: bool = False) -> bool:
+        """Replay spooled batches oldest first while InfluxDB takes them; True if any went."""
+        drained = False
+        started = time.monotonic()
+        while self._spool.batches:
+            if time.monotonic() < self._next_attempt:
+                return drained
+            oldest = self._spool.oldest()
+            if oldest is None:
+                return drained
+            batch_id, lines = oldest
+            try:
+                self._write_splitting_rejects(lines)
+            except InfluxUnavailable as exc:
+                self._failed(exc)
+                return drained
+            self._spool.remove(batch_id)
+            self._succeeded()
+            drained = True
+            # Let fresh messages in between spooled batches unless we are blocked on space.
+            if not wait and not self._queue.empty() and time.monotonic() - started > 1.0:
+                return drained
+        return drained
+
+    def _failed(self, exc: InfluxUnavailable) -> None:
+        if self.influx_up:
+            log.warning("InfluxDB unavailable, spooling to disk: %s", exc)
+        self.influx_up = False
+        self._stats.add(write_failures=1)
+        self._next_attempt = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self._retry_max)
+
+    def _succeeded(self) -> None:
+        if not self.influx_up:
+            log.info("InfluxDB is back; replaying the spool")
+        self.influx_up = True
+        self._backoff = self._retry_initial
+        self._next_attempt = 0.0
