@@ -44,7 +44,7 @@ def build_mqtt_client(mqtt_settings: MqttSettings, settings: CollectorSettings) 
         client.username_pw_set(mqtt_settings.username, password)
     if mqtt_settings.tls:
         client.tls_set(ca_certs=str(mqtt_settings.ca_file) if mqtt_settings.ca_file else None)
-    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.reconnect_delay_set(min_delay=1, max_delay=5)
     return client
 
 
@@ -193,8 +193,8 @@ class Collector:
                                    topic=message.topic, generation=self._generation))
 
     def _ack(self, item: Pending) -> None:
-        if item.qos == 0 or item.generation != self._generation:
-            return
+        if item.qos == 0 or item.generation != self._generation or not self._connected.is_set():
+            return  # the broker redelivers it; InfluxDB overwrites the duplicate
         self._client.ack(item.mid, item.qos)
 
 

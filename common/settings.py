@@ -46,8 +46,12 @@ class CollectorSettings(BaseModel):
     client_id: str = "collector-1"
     # Modest expiry: a crashed member of a shared group stops receiving after this long.
     session_expiry_s: int = 3600
-    # Empty group: a plain subscription; otherwise ``$share/<group>/...``.
-    share_group: str = "collectors"
+    # Empty: a plain persistent subscription (the default). A group name subscribes as
+    # ``$share/<group>/...`` so several collectors split the stream; Mosquitto 2.0 does not
+    # restore shared subscriptions from its persistence file, so messages published after a
+    # broker restart and before the collectors reconnect are lost to a shared group
+    # (measured: collector/README.md).
+    share_group: str = ""
     # How many unacknowledged messages the broker may send us; batches flush at half of it.
     receive_maximum: int = 10000
     batch_max_points: int = 5000

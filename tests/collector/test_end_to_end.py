@@ -97,3 +97,32 @@ def test_health_and_metrics_serve_the_counters(
     metrics = httpx.get(f"{base}/metrics", timeout=5).text
     assert "ruralwater_collector_points_written 12" in metrics
     assert "ruralwater_collector_spool_batches 0" in metrics
+
+
+def test_two_collectors_in_a_shared_group_split_the_stream(
+    tmp_path, mqtt_settings, influx_settings, influx: InfluxClient, publisher: Publisher
+) -> None:
+    from collector.service import build_mqtt_client
+    from common.settings import CollectorSettings
+
+    members = []
+    for name in ("collector-a", "collector-b"):
+        settings = CollectorSettings(client_id=name, share_group="collectors",
+                                     data_dir=tmp_path / name, health_port=0,
+                                     batch_max_delay_s=0.2)
+        member = Collector(mqtt_client=build_mqtt_client(mqtt_settings, settings),
+                           mqtt_settings=mqtt_settings, influx=InfluxClient(influx_settings),
+                           settings=settings)
+        member.start()
+        assert member.wait_connected(15)
+        members.append(member)
+    try:
+        sent = publisher.publish_all(meter_messages(gateways=2, messages_per_gateway=50,
+                                                    readings_per_message=3))
+        wait_for(lambda: influx.count("meter", "volume_m3") >= sent, 60, f"{sent} points")
+        assert influx.count("meter", "volume_m3") == sent
+        shares = [m.snapshot()["messages_in"] for m in members]
+        assert sum(shares) == 100 and min(shares) > 0, shares
+    finally:
+        for member in members:
+            member.stop()
