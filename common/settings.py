@@ -74,6 +74,7 @@ class CollectorSettings(BaseModel):
 class SimulatorSettings(BaseModel):
     seed: int = 20260701
     villages: int = 12
+    # 0 draws a realistic ~300 households per village (the full county: 200 villages).
     households_per_village: int = 60
     # Simulated seconds per wall-clock second: 1440 runs a day per minute; 0 as fast as possible.
     speed: float = 1440.0
