@@ -44,8 +44,9 @@ class CollectorSettings(BaseModel):
     # Stable client id: the broker keeps this collector's session (and its unacknowledged
     # messages) across restarts. Give each collector of a shared group its own id.
     client_id: str = "collector-1"
-    # Modest expiry: a crashed member of a shared group stops receiving after this long.
-    session_expiry_s: int = 3600
+    # How long the broker queues for this collector while it is away. With a shared group,
+    # keep it modest: a crashed member keeps being handed its share until it expires.
+    session_expiry_s: int = 86400
     # Empty: a plain persistent subscription (the default). A group name subscribes as
     # ``$share/<group>/...`` so several collectors split the stream; Mosquitto 2.0 does not
     # restore shared subscriptions from its persistence file, so messages published after a
@@ -78,7 +79,7 @@ class SimulatorSettings(BaseModel):
     households_per_village: int = 60
     # Simulated seconds per wall-clock second: 1440 runs a day per minute; 0 as fast as possible.
     speed: float = 1440.0
-    days: float = 7.0
+    days: float = 3.0
     output_dir: Path = Path("var/simulator")
 
 
