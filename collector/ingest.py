@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,6 +19,7 @@ from common.contract import (
     Channel,
     ContractError,
     EventMessage,
+    Reading,
     StatusMessage,
     TelemetryEnvelope,
     TelemetryMessage,
@@ -80,6 +82,10 @@ def decode(topic: str, payload: bytes, now: datetime, policy: IngestPolicy) -> D
         gateway, channel = parse_topic(topic)
     except ContractError as exc:
         return result.reject_message(f"topic: {exc}", payload)
+    if channel is Channel.TELEMETRY:
+        fast = _valid_telemetry(result, payload, gateway, now, policy)
+        if fast is not None:
+            return fast
     try:
         document = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -100,6 +106,25 @@ def decode(topic: str, payload: bytes, now: datetime, policy: IngestPolicy) -> D
     return result.reject_message(f"channel {channel.value!r} is not collected", payload)
 
 
+def _valid_telemetry(
+    result: Decoded, payload: bytes, gateway: str, now: datetime, policy: IngestPolicy
+) -> Decoded | None:
+    """Fast path for the usual case, a valid message, checked whole by pydantic-core.
+
+    None sends the message down the slow path, which finds and names what is wrong.
+    """
+    try:
+        message = TelemetryMessage.model_validate_json(payload)
+    except ValidationError:
+        return None
+    if message.gateway != gateway or len(message.readings) > policy.max_readings_per_message:
+        return None
+    result.gateway, result.seq = message.gateway, message.seq
+    for index, reading in enumerate(message.readings):
+        _add_reading(result, reading, index, payload, now, policy)
+    return result
+
+
 def _telemetry(
     result: Decoded, payload: bytes, document: dict, now: datetime, policy: IngestPolicy
 ) -> Decoded:
@@ -109,15 +134,7 @@ def _telemetry(
             f"too many readings: {len(readings)} > limit {policy.max_readings_per_message}",
             payload,
         )
-    # Fast path: the whole message is valid, checked in one pass by pydantic-core.
-    try:
-        message = TelemetryMessage.model_validate(document)
-    except ValidationError:
-        return _telemetry_reading_by_reading(result, payload, document, now, policy)
-    result.gateway, result.seq = message.gateway, message.seq
-    for index, reading in enumerate(message.readings):
-        _add_reading(result, reading, index, readings, now, policy)
-    return result
+    return _telemetry_reading_by_reading(result, payload, document, now, policy)
 
 
 def _telemetry_reading_by_reading(
@@ -141,13 +158,15 @@ def _telemetry_reading_by_reading(
 
 
 def _add_reading(
-    result: Decoded, reading, index: int, raw_readings, now: datetime, policy: IngestPolicy
+    result: Decoded, reading: Reading, index: int, raw: bytes | list[dict[str, Any]],
+    now: datetime, policy: IngestPolicy,
 ) -> None:
     try:
         check_reading_time(reading.time, now, max_future=policy.max_future,
                            max_age=policy.max_age)
     except ContractError as exc:
-        result.rejections.append(Rejection(f"reading {index}: {exc}", _dump(raw_readings[index])))
+        kept = raw[index] if isinstance(raw, list) else reading.model_dump(mode="json")
+        result.rejections.append(Rejection(f"reading {index}: {exc}", _dump(kept)))
         return
     result.lines.append(reading_point(reading, result.gateway or "").to_line())
     result.readings += 1

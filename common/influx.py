@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -30,7 +31,9 @@ class InfluxRejected(InfluxError):
     """InfluxDB answered 4xx: the request itself is wrong; retrying will not help."""
 
 
+@lru_cache(maxsize=262_144)
 def _escape_key(text: str) -> str:
+    """Tag keys, tag values and field keys repeat endlessly (device ids): cache them."""
     return text.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
 
 
