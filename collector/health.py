@@ -14,13 +14,24 @@ log = logging.getLogger(__name__)
 Snapshot = Callable[[], dict[str, Any]]
 
 
+# Values that go up and down; every other number in the snapshot only ever grows.
+GAUGES = frozenset({
+    "mqtt_connected", "influx_up", "spool_batches", "spool_bytes", "queued_messages", "gaps",
+    "lag_last_s", "lag_max_s",
+})
+
+
 def prometheus_text(snapshot: dict[str, Any]) -> str:
+    """Prometheus text format 0.0.4: a TYPE line and a sample per numeric snapshot entry."""
     lines = []
     for name, value in snapshot.items():
         if isinstance(value, bool):
             value = int(value)
         if isinstance(value, int | float):
-            lines.append(f"ruralwater_collector_{name} {value}")
+            metric = f"ruralwater_collector_{name}"
+            kind = "gauge" if name in GAUGES else "counter"
+            lines.append(f"# TYPE {metric} {kind}")
+            lines.append(f"{metric} {value}")
     return "\n".join(lines) + "\n"
 
 

@@ -26,7 +26,7 @@ from common.contract import (
     check_reading_time,
     parse_topic,
 )
-from common.schema import event_point, reading_point, status_point, to_millis
+from common.schema import event_point, reading_line, status_point, to_millis
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,9 @@ def decode(topic: str, payload: bytes, now: datetime, policy: IngestPolicy) -> D
         document = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return result.reject_message(f"not JSON: {exc}", payload)
+    except RecursionError as exc:
+        # '[[[[...' a megabyte deep: refuse it, or it would come back on every reconnect.
+        return result.reject_message(f"not JSON we accept: nested too deep ({exc})", payload)
     if not isinstance(document, dict):
         return result.reject_message("not a JSON object", payload)
     if document.get("gateway") != gateway:
@@ -168,7 +171,7 @@ def _add_reading(
         kept = raw[index] if isinstance(raw, list) else reading.model_dump(mode="json")
         result.rejections.append(Rejection(f"reading {index}: {exc}", _dump(kept)))
         return
-    result.lines.append(reading_point(reading, result.gateway or "").to_line())
+    result.lines.append(reading_line(reading, result.gateway or ""))
     result.readings += 1
 
 

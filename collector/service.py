@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,8 +93,9 @@ class Collector:
         # not sent, because the broker redelivers those and may have reused their packet ids.
         self._generation = 0
         self._connected = threading.Event()
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect = self._guarded(self._on_connect)
+        self._client.on_disconnect = self._guarded(self._on_disconnect)
+        self._client.on_subscribe = self._guarded(self._on_subscribe)
         self._client.on_message = self._on_message
 
     # ----------------------------------------------------------------- lifecycle
@@ -147,6 +149,18 @@ class Collector:
 
     # ----------------------------------------------------------------- paho callbacks
 
+    def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """paho re-raises a callback's exception and its network loop dies with it."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:  # noqa: BLE001 - the paho loop must survive any bug in a handler
+                log.exception("MQTT callback %s failed", callback.__name__)
+                self.stats.add(handler_errors=1)
+
+        return guarded
+
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                     properties: Any) -> None:
         if reason_code.is_failure:
@@ -164,6 +178,14 @@ class Collector:
         log.info("connected to %s:%d (session present: %s)", self._mqtt_settings.host,
                  self._mqtt_settings.port, flags.session_present)
 
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      reason_codes: list[Any], properties: Any) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            # Typically the broker ACL: nothing will arrive on that filter.
+            log.error("broker refused %d subscription(s): %s", len(refused), ", ".join(refused))
+            self.stats.add(subscriptions_refused=len(refused))
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
         self._connected.clear()
@@ -177,7 +199,8 @@ class Collector:
             self.stats.add(handler_errors=1)
 
     def _handle(self, message: mqtt.MQTTMessage) -> None:
-        decoded = decode(message.topic, message.payload, datetime.now(UTC), self._policy)
+        decoded = decode(message.topic, bytes(message.payload), datetime.now(UTC),
+                         self._policy)
         self.stats.add(messages_in=1, readings_in=decoded.readings, events_in=decoded.events,
                        invalid_messages=int(decoded.message_rejected),
                        invalid_readings=0 if decoded.message_rejected

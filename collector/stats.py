@@ -24,6 +24,7 @@ class Counters:
     spooled_batches: int = 0
     spool_full_waits: int = 0
     handler_errors: int = 0
+    subscriptions_refused: int = 0
     lag_last_s: float = 0.0
     lag_max_s: float = 0.0
 

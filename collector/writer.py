@@ -8,7 +8,10 @@ batches queue behind it so InfluxDB receives everything in order; the spool drai
 exponential backoff between failed attempts.
 
 A batch InfluxDB refuses (4xx) is split in halves until the refused lines are found; those go
-to the dead-letter store with InfluxDB's reason, the rest is written.
+to the dead-letter store with InfluxDB's reason, the rest is written. A refusal of the request
+itself -- no such database (404), credentials refused (401/403) -- says nothing about the
+points, so it is handled as an outage: a missing database is created and the write retried,
+and otherwise the batch is spooled and retried with backoff.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from dataclasses import dataclass, field
 from collector.deadletter import DeadLetterStore
 from collector.spool import Spool, SpoolFull
 from collector.stats import Stats
-from common.influx import InfluxClient, InfluxRejected, InfluxUnavailable
+from common.influx import InfluxClient, InfluxError, InfluxRejected, InfluxUnavailable
 from common.schema import PRECISION
 
 log = logging.getLogger(__name__)
 
 Ack = Callable[["Pending"], None]
+# 4xx answers about the request, not its lines: bisecting would dead-letter every point.
+_REQUEST_REFUSED = frozenset({401, 403, 404})
+LINGER_S = 0.05
 
 
 @dataclass(slots=True)
@@ -104,7 +110,11 @@ class Writer:
                 return
 
     def _gather(self) -> list[Pending]:
-        """Up to batch_max_points, or what arrived within batch_max_delay_s of the first."""
+        """Up to batch_max_points, or what arrived within batch_max_delay_s of the first.
+
+        A stream that pauses for LINGER_S closes the batch early: under load batches stay
+        large, and a quiet link does not wait the whole delay for nothing.
+        """
         try:
             first = self._queue.get(timeout=0.2)
         except queue.Empty:
@@ -116,7 +126,7 @@ class Writer:
             if remaining <= 0:
                 break
             try:
-                item = self._queue.get(timeout=remaining)
+                item = self._queue.get(timeout=min(remaining, LINGER_S))
             except queue.Empty:
                 break
             batch.append(item)
@@ -136,6 +146,10 @@ class Writer:
                 break
             except SpoolFull:
                 # Hold the acknowledgements: the broker keeps the messages meanwhile.
+                if self._stop.is_set():
+                    log.warning("stopping with a full spool: %d messages left unacknowledged "
+                                "for the broker to redeliver", len(batch))
+                    return
                 log.warning("spool full (%d bytes); waiting for InfluxDB", self._spool.bytes)
                 self._stats.add(spool_full_waits=1)
                 if not self._drain_spool(wait=True):
@@ -159,7 +173,7 @@ class Writer:
 
     def _write_splitting_rejects(self, lines: list[str]) -> None:
         try:
-            self._influx.write_lines(lines, PRECISION)
+            self._post(lines)
         except InfluxRejected as exc:
             if len(lines) == 1:
                 self._dead.add("influxdb", None, f"InfluxDB refused the point: {exc}",
@@ -171,6 +185,29 @@ class Writer:
             self._write_splitting_rejects(lines[middle:])
             return
         self._stats.add(points_written=len(lines), batches_written=1)
+
+    def _post(self, lines: list[str], *, may_create: bool = True) -> None:
+        """One write; raises InfluxRejected only when InfluxDB refused some of the lines."""
+        try:
+            self._influx.write_lines(lines, PRECISION)
+        except InfluxRejected as exc:
+            if exc.status_code not in _REQUEST_REFUSED:
+                raise
+            if exc.status_code == 404 and may_create and self._create_database():
+                self._post(lines, may_create=False)
+                return
+            raise InfluxUnavailable(f"{exc} (request refused; retrying)",
+                                    exc.status_code) from exc
+
+    def _create_database(self) -> bool:
+        """InfluxDB was down at start-up, or its data was lost: create the database now."""
+        try:
+            self._influx.ensure_database()
+        except InfluxError as exc:
+            log.warning("could not create the database: %s", exc)
+            return False
+        log.info("database missing at write time: created it")
+        return True
 
     def _drain_spool(self, wait: bool = False) -> bool:
         """Replay spooled batches oldest first while InfluxDB takes them; True if any went."""

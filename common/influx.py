@@ -22,6 +22,11 @@ from common.settings import InfluxSettings
 class InfluxError(RuntimeError):
     """InfluxDB refused or failed a request."""
 
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        #: the HTTP status, when InfluxDB answered at all
+        self.status_code = status_code
+
 
 class InfluxUnavailable(InfluxError):
     """InfluxDB could not be reached or answered 5xx: worth retrying later."""
@@ -64,11 +69,20 @@ class Point:
     def to_line(self) -> str:
         if not self.fields:
             raise ValueError(f"point {self.measurement} has no fields")
-        tags = "".join(
-            f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(self.tags.items()) if v
-        )
-        fields = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in self.fields.items())
-        return f"{_escape_measurement(self.measurement)}{tags} {fields} {self.time_ms}"
+        return f"{series_key(self.measurement, self.tags)} {format_fields(self.fields)} " \
+               f"{self.time_ms}"
+
+
+def series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """Measurement and sorted tags, escaped: the part of a line that names the series."""
+    rendered = "".join(
+        f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v
+    )
+    return f"{_escape_measurement(measurement)}{rendered}"
+
+
+def format_fields(fields: Mapping[str, float | int | bool | str]) -> str:
+    return ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in fields.items())
 
 
 @dataclass(slots=True)
@@ -112,9 +126,13 @@ class InfluxClient:
         except httpx.HTTPError as exc:
             raise InfluxUnavailable(f"InfluxDB at {self.settings.url}: {exc}") from exc
         if response.status_code >= 500:
-            raise InfluxUnavailable(f"InfluxDB {response.status_code}: {response.text[:300]}")
+            raise InfluxUnavailable(
+                f"InfluxDB {response.status_code}: {response.text[:300]}", response.status_code
+            )
         if response.status_code >= 400:
-            raise InfluxRejected(f"InfluxDB {response.status_code}: {response.text[:500]}")
+            raise InfluxRejected(
+                f"InfluxDB {response.status_code}: {response.text[:500]}", response.status_code
+            )
         return response
 
     def ping(self) -> bool:

@@ -97,3 +97,31 @@ def test_influxdb_down_for_60_s_mid_stream_spools_and_replays(
     snapshot = collector.snapshot()
     assert snapshot["spooled_batches"] > 0 and snapshot["write_failures"] > 0
     wait_for(lambda: collector.snapshot()["spool_batches"] == 0, 30, "an empty spool")
+
+
+def test_full_spool_and_a_kill_while_influxdb_is_down_lose_nothing(
+    tmp_path: Path, publisher: Publisher, mosquitto: Mosquitto, influxdb: InfluxDB,
+    influx_settings: InfluxSettings, influx: InfluxClient,
+) -> None:
+    """Spooled batches were acknowledged, so only the disk has them; the rest were held back
+    unacknowledged when the spool filled, so only the broker's session has them."""
+    process = CollectorProcess(tmp_path / "collector", mosquitto.port, influxdb.url,
+                               influx_settings.database,
+                               RURALWATER_COLLECTOR__SPOOL_MAX_BYTES="40000",
+                               RURALWATER_COLLECTOR__RETRY_INITIAL_S="0.2")
+    process.start()
+    try:
+        influxdb.stop()
+        publisher.publish_all(meter_messages(GATEWAYS, MESSAGES, READINGS))
+        wait_for(lambda: process.health().get("spool_full_waits", 0) > 0, 60, "a full spool")
+        health = process.health()
+        assert health["spool_batches"] > 0 and health["spool_bytes"] <= 40000
+        process.kill()
+        influxdb.start()
+        process.start()
+        wait_for(lambda: influx.count("meter", "volume_m3") >= TOTAL, 120, f"{TOTAL} points")
+        time.sleep(1)
+        assert influx.count("meter", "volume_m3") == TOTAL
+        wait_for(lambda: process.health().get("spool_batches") == 0, 30, "an empty spool")
+    finally:
+        process.stop()

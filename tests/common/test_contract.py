@@ -77,7 +77,9 @@ def test_telemetry_message_serialises_and_parses_back() -> None:
         ({"unexpected": 1}, "Extra inputs"),
     ],
 )
-def test_bad_readings_are_refused_with_a_reason(overrides: dict[str, object], fragment: str) -> None:
+def test_bad_readings_are_refused_with_a_reason(
+    overrides: dict[str, object], fragment: str
+) -> None:
     with pytest.raises(ValidationError) as caught:
         READING.validate_python(meter(**overrides))
     assert fragment in str(caught.value)

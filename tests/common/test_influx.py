@@ -77,3 +77,25 @@ def test_stopped_server_is_reported_unavailable(influxdb: InfluxDB) -> None:
     assert not client.ping()
     with pytest.raises(InfluxUnavailable):
         client.write_lines(["m v=1.0 1"])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"kind": "meter", "device": "78330011223344", "village": "v.1", "dma": "dma:1",
+         "volume_m3": 3, "valve": "fault", "battery_low": True, "status": 5,
+         "meter_clock": "2026-07-01T02:59:00+00:00"},
+        {"kind": "pump", "device": "p1", "village": "v1", "running": False, "frequency_hz": 0,
+         "current_a": 0, "flow_m3h": 0, "outlet_pressure_mpa": 0, "well_level_m": -1.5,
+         "run_hours": 12.25, "fault_code": 7},
+        {"kind": "dma_inflow", "device": "i1", "village": "v1", "dma": "d1", "flow_m3h": 1.5,
+         "volume_m3": 1e6},
+        {"kind": "tank", "device": "t1", "village": "v1", "level_m": 2},
+        {"kind": "quality", "device": "q1", "village": "v1", "ph": 7.1, "temperature_c": -3},
+    ],
+)
+def test_fast_reading_line_equals_the_point_line(raw: dict) -> None:
+    from common.schema import reading_line
+
+    reading = READING.validate_python(raw | {"time": NOW.isoformat()})
+    assert reading_line(reading, "gw-1") == reading_point(reading, "gw-1").to_line()
