@@ -97,6 +97,8 @@ def test_health_and_metrics_serve_the_counters(
     metrics = httpx.get(f"{base}/metrics", timeout=5).text
     assert "ruralwater_collector_points_written 12" in metrics
     assert "ruralwater_collector_spool_batches 0" in metrics
+    assert "# TYPE ruralwater_collector_points_written counter" in metrics
+    assert "# TYPE ruralwater_collector_spool_bytes gauge" in metrics
 
 
 def test_two_collectors_in_a_shared_group_split_the_stream(

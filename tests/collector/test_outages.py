@@ -108,6 +108,7 @@ def test_full_spool_and_a_kill_while_influxdb_is_down_lose_nothing(
     process = CollectorProcess(tmp_path / "collector", mosquitto.port, influxdb.url,
                                influx_settings.database,
                                RURALWATER_COLLECTOR__SPOOL_MAX_BYTES="40000",
+                               RURALWATER_COLLECTOR__BATCH_MAX_POINTS="100",
                                RURALWATER_COLLECTOR__RETRY_INITIAL_S="0.2")
     process.start()
     try:
