@@ -1,280 +1,673 @@
 """Collector throughput: published -> queryable in InfluxDB, against two baselines.
 
-Run: ``.venv/bin/python benchmarks/collector_throughput.py [--readings N] [--skip-nodered]``
+Run: ``.venv/bin/python benchmarks/collector_throughput.py [--readings N] [--repeat R]
+[--skip-nodered]`` (``--help`` for the rest). Method and recorded results: benchmarks/README.md.
 
 On one Mosquitto and one InfluxDB started here (temporary folders), in one run:
 
-- InfluxDB's own write rate for the same points (line protocol, batches of 5,000): the limit.
-- (a) the collector, one reading per message at QoS 1;
+- InfluxDB's own write rate for the same points (line protocol POSTed in batches of 5,000
+  with ``common.influx.InfluxClient``): the limit.
+- (a) the collector (``python -m collector``), one reading per message at QoS 1;
 - (b) the collector, gateway batches of 60 readings per message;
-- the Node-RED flow a bureau would otherwise build (mqtt in -> json -> function -> join ->
-  influxdb batch, from npm's node-red and node-red-contrib-influxdb), fed the messages of (a).
+- the Node-RED flow a bureau would otherwise build (mqtt in QoS 1 -> json -> function ->
+  join -> influxdb batch, from npm's node-red and node-red-contrib-influxdb), fed the same
+  messages as (a) and as (b).
 
 A rate is readings divided by the time from the first publish until a count query in
-InfluxDB returns them all. The collector's peak RSS is sampled with psutil. Targets (issue):
-(a) >= 1.5x Node-RED, (b) >= 60% of InfluxDB's own rate, collector memory <= 150 MB.
+InfluxDB returns them all. Each consumer is warmed up first (one reading published until it
+is queryable), so start-up and subscription are not timed. Variants run round-robin
+``--repeat`` times, each on a fresh database; the table shows the median. Peak RSS of the
+consumer process is sampled with psutil every 50 ms. Targets (issue): (a) >= 1.5x Node-RED
+on single readings, (b) >= 60% of InfluxDB's own rate, collector peak RSS <= 150 MB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
+import paho.mqtt.client as mqtt
 import psutil
+from paho.mqtt.enums import CallbackAPIVersion
 
-from common.contract import Channel, MeterReading, TelemetryMessage, topic
-from common.influx import InfluxClient
+from common.contract import Channel, MeterReading, Reading, TelemetryMessage, topic
+from common.influx import InfluxClient, InfluxError
 from common.localservices import InfluxDB, Mosquitto, free_port
 from common.schema import reading_point
 from common.settings import InfluxSettings
 
+log = logging.getLogger("benchmarks.collector_throughput")
+
 REPO = Path(__file__).resolve().parents[1]
 NODERED = REPO / "benchmarks" / "nodered"
 GATEWAYS = 20
+DEVICES_PER_GATEWAY = 150  # 3,000 meters: about ten villages' worth
+INFLUX_BATCH = 5000
+PUBLISH_INFLIGHT = 1000  # QoS 1 messages each publisher may have unacknowledged
+POLL_MIN_S = 0.02
+POLL_MAX_S = 0.5
+WARMUP_GATEWAY = "gw-warmup"
+WARMUP_TIME = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+
+TARGET_VS_NODERED = 1.5
+TARGET_VS_INFLUX = 0.6
+TARGET_RSS_MB = 150.0
 
 
-def make_messages(readings: int, per_message: int) -> list[tuple[str, bytes, TelemetryMessage]]:
-    """Meter readings with unique (device, time) so counts are exact; 20 gateways."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
-    messages, seqs = [], [0] * GATEWAYS
-    for first in range(0, readings, per_message):
-        g = (first // per_message) % GATEWAYS
-        gateway = f"gw-b{g:03d}"
-        batch = [
-            MeterReading(device=f"7833{(first + i) % 3000:010d}", village=f"v{g:03d}",
-                         dma=f"dma-v{g:03d}", time=start + timedelta(seconds=(first + i) // 3000),
-                         volume_m3=100 + (first + i) * 0.01, balance_yuan=42.5, valve="open")
-            for i in range(min(per_message, readings - first))
-        ]
-        message = TelemetryMessage(gateway=gateway, seq=seqs[g], sent_at=start, readings=batch)
-        seqs[g] += 1
-        messages.append((topic(gateway, Channel.TELEMETRY), message.model_dump_json().encode(),
-                         message))
-    return messages
+class BenchmarkError(RuntimeError):
+    """A consumer or service did not behave well enough to be measured."""
 
 
-def wait_count(influx: InfluxClient, expected: int, timeout_s: float = 600) -> float:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if influx.count("meter", "volume_m3") >= expected:
-            return time.monotonic()
-        time.sleep(0.1)
-    raise TimeoutError(f"InfluxDB never reached {expected} points")
+# --------------------------------------------------------------------------- workload
 
 
-def publish_all(port: int, messages: list[tuple[str, bytes, TelemetryMessage]],
-                client_id: str) -> None:
-    """Publish with Debian's mosquitto_pub (C, ~50k QoS 1 messages/s), one per gateway.
+@dataclass(frozen=True)
+class Workload:
+    """The same readings, grouped ``per_message`` to a message, as (topic, payload) pairs."""
 
-    A Python paho publisher tops out near 6k messages/s here, below what the consumers can
-    take, so it would measure itself. ``-l`` sends each stdin line as one message.
+    label: str
+    per_message: int
+    messages: list[tuple[str, bytes]]
+    readings: int
+
+
+def make_readings(total: int) -> list[tuple[str, MeterReading]]:
+    """(gateway, reading) for meter readings with unique (device, time), so counts are exact.
+
+    Each meter belongs to one gateway and village; times lie 12 h back, well inside the
+    collector's accepted window.
     """
-    by_topic: dict[str, list[bytes]] = {}
-    for name, payload, _ in messages:
-        by_topic.setdefault(name, []).append(payload)
-    publishers = [
-        subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                          "-M", "1000", "-V", "5", "-i", f"{client_id}-{n}", "-t", name, "-l"],
-                         stdin=subprocess.PIPE)
-        for n, name in enumerate(by_topic)
-    ]
-    writers = [threading.Thread(target=_feed, args=(p, payloads))
-               for p, payloads in zip(publishers, by_topic.values(), strict=True)]
-    for writer in writers:
-        writer.start()
-    for writer, publisher in zip(writers, publishers, strict=True):
-        writer.join()
-        if publisher.wait(300) != 0:
-            raise RuntimeError("mosquitto_pub failed")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+    meters = GATEWAYS * DEVICES_PER_GATEWAY
+    out = []
+    for k in range(total):
+        meter = k % meters
+        g = meter // DEVICES_PER_GATEWAY
+        out.append((f"gw-b{g:03d}", MeterReading(
+            device=f"7833{meter:010d}", village=f"v{g:03d}", dma=f"dma-v{g:03d}",
+            time=start + timedelta(seconds=k // meters), volume_m3=100 + k * 0.01,
+            balance_yuan=42.5, valve="open")))
+    return out
 
 
-def _feed(publisher: subprocess.Popen, payloads: list[bytes]) -> None:
-    assert publisher.stdin is not None
-    publisher.stdin.write(b"\n".join(payloads) + b"\n")
-    publisher.stdin.close()
+def make_workload(label: str, readings: list[tuple[str, MeterReading]],
+                  per_message: int) -> Workload:
+    """Valid TelemetryMessages, per-gateway sequence numbers, interleaved across gateways."""
+    by_gateway: dict[str, list[Reading]] = {}
+    for gateway, reading in readings:
+        by_gateway.setdefault(gateway, []).append(reading)
+    sent_at = datetime.now(UTC)
+    queues: list[list[tuple[str, bytes]]] = []
+    for gateway, items in by_gateway.items():
+        queues.append([
+            (topic(gateway, Channel.TELEMETRY),
+             TelemetryMessage(gateway=gateway, seq=seq, sent_at=sent_at,
+                              readings=items[first:first + per_message])
+             .model_dump_json().encode())
+            for seq, first in enumerate(range(0, len(items), per_message), start=1)
+        ])
+    longest = max(len(q) for q in queues)
+    messages = [q[i] for i in range(longest) for q in queues if i < len(q)]
+    return Workload(label, per_message, messages, len(readings))
 
 
-def influx_limit(url: str, messages: list, total: int) -> float:
-    settings = InfluxSettings(url=url, database="bench_influx")
-    with InfluxClient(settings) as influx:
-        influx.ensure_database()
-        lines = [reading_point(r, m.gateway).to_line() for _, _, m in messages for r in m.readings]
-        started = time.monotonic()
-        for first in range(0, len(lines), 5000):
-            influx.write_lines(lines[first:first + 5000])
-        return total / (wait_count(influx, total) - started)
+def warmup_payload(seq: int) -> bytes:
+    """One reading, always the same point: re-publishing it overwrites, so it counts once."""
+    reading = MeterReading(device="bench-warmup", village="bench", time=WARMUP_TIME,
+                           volume_m3=1.0, valve="open")
+    return TelemetryMessage(gateway=WARMUP_GATEWAY, seq=seq, sent_at=datetime.now(UTC),
+                            readings=[reading]).model_dump_json().encode()
 
 
-class PeakRss:
+# --------------------------------------------------------------------------- measuring
+
+
+def count_points(influx: InfluxClient) -> int:
+    return influx.count("meter", "volume_m3")
+
+
+@dataclass
+class Finish:
+    at: float
+    count: int
+    complete: bool
+
+
+def wait_for_count(influx: InfluxClient, expected: int, stall_s: float) -> Finish:
+    """Poll until ``expected`` points are queryable, or the count stops rising for stall_s.
+
+    A count over 100k points costs InfluxDB ~30 ms of CPU, so polls are sparse while far
+    from the end (estimated from the rate so far) and dense close to it.
+    """
+    began = time.monotonic()
+    first = last = -1
+    last_change = began
+    while True:
+        count = count_points(influx)
+        now = time.monotonic()
+        if count >= expected:
+            return Finish(now, count, True)
+        if first < 0:
+            first = count
+        if count != last:
+            last, last_change = count, now
+        elif now - last_change > stall_s:
+            log.warning("count stuck at %d of %d for %.0f s", count, expected, stall_s)
+            return Finish(last_change, count, False)
+        rate = (count - first) / (now - began) if now > began else 0.0
+        remaining = (expected - count) / rate if rate > 0 else 0.2
+        time.sleep(min(max(remaining / 2, POLL_MIN_S), POLL_MAX_S))
+
+
+class ResourceSampler:
+    """Peak RSS of one process, sampled every 50 ms on a thread, and its CPU time."""
+
     def __init__(self, pid: int) -> None:
-        self.peak = 0
+        self.peak_rss = 0
         self._process = psutil.Process(pid)
         self._stop = threading.Event()
-        threading.Thread(target=self._sample, daemon=True).start()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.05):
+        while True:
             try:
-                self.peak = max(self.peak, self._process.memory_info().rss)
+                self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
             except psutil.NoSuchProcess:
                 return
+            if self._stop.wait(0.05):
+                return
+
+    def cpu_s(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
 
     def stop(self) -> int:
         self._stop.set()
-        try:
-            times = self._process.cpu_times()
-            self.cpu_s = times.user + times.system
-        except psutil.NoSuchProcess:
-            self.cpu_s = float("nan")
-        return self.peak
+        self._thread.join()
+        return self.peak_rss
 
 
-def run_consumer(start: Callable[[], subprocess.Popen], ready: Callable[[], bool],
-                 port: int, url: str, database: str, messages: list, total: int,
-                 client_id: str) -> tuple[float, int]:
-    process = start()
+def publish_all(port: int, workload: Workload, client_prefix: str) -> float:
+    """Publish every message at QoS 1; one mosquitto_pub per gateway topic. Returns seconds.
+
+    Debian's mosquitto_pub (C) keeps PUBLISH_INFLIGHT messages unacknowledged at most and
+    sends each stdin line (``-l``) as a message, about 45k QoS 1 messages/s here. A paho
+    publisher in Python measured about 5.6k/s on the same machine: slower than the consumers,
+    so it would have measured itself.
+    """
+    by_topic: dict[str, list[bytes]] = {}
+    for name, payload in workload.messages:
+        by_topic.setdefault(name, []).append(payload)
+    started = time.monotonic()
+    publishers: list[subprocess.Popen[bytes]] = []
     try:
-        deadline = time.monotonic() + 60
-        while not ready():
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"consumer for {database} did not start")
-            time.sleep(0.2)
-        time.sleep(1.0)  # subscriptions in place
-        rss = PeakRss(process.pid)
-        with InfluxClient(InfluxSettings(url=url, database=database)) as influx:
-            started = time.monotonic()
-            publish_all(port, messages, client_id)
-            elapsed = wait_count(influx, total) - started
-        peak = rss.stop()
-        sys.stdout.write(f"  {database}: {elapsed:.1f} s wall, consumer CPU {rss.cpu_s:.1f} s\n")
-        return total / elapsed, peak
+        for n, name in enumerate(by_topic):
+            publishers.append(subprocess.Popen(
+                ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1",
+                 "-M", str(PUBLISH_INFLIGHT), "-i", f"{client_prefix}-{n}", "-t", name, "-l"],
+                stdin=subprocess.PIPE))
+        feeders = [threading.Thread(target=_feed, args=(publisher, payloads))
+                   for publisher, payloads in zip(publishers, by_topic.values(), strict=True)]
+        for feeder in feeders:
+            feeder.start()
+        for feeder in feeders:
+            feeder.join()
+        for publisher in publishers:
+            if publisher.wait(600) != 0:
+                raise BenchmarkError(f"mosquitto_pub exited with {publisher.returncode}")
     finally:
-        process.terminate()
-        process.wait(30)
+        for publisher in publishers:
+            if publisher.poll() is None:
+                publisher.kill()
+                publisher.wait()
+    return time.monotonic() - started
 
 
-def collector(work: Path, port: int, url: str, database: str):
-    health = free_port()
-    env = os.environ | {
-        "RURALWATER_MQTT__PORT": str(port), "RURALWATER_INFLUX__URL": url,
-        "RURALWATER_INFLUX__DATABASE": database, "RURALWATER_LOG_LEVEL": "WARNING",
-        "RURALWATER_COLLECTOR__DATA_DIR": str(work / database),
-        "RURALWATER_COLLECTOR__HEALTH_PORT": str(health),
-        "RURALWATER_COLLECTOR__CLIENT_ID": f"bench-{database}",
-    }
+def _feed(publisher: subprocess.Popen[bytes], payloads: list[bytes]) -> None:
+    if publisher.stdin is None:
+        raise BenchmarkError("mosquitto_pub started without a stdin pipe")
+    with publisher.stdin:
+        publisher.stdin.write(b"\n".join(payloads) + b"\n")
 
-    def start() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "collector"], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def ready() -> bool:
+def discard_session(port: int, client_id: str) -> None:
+    """Connect as a stopped consumer with a clean start and leave: the broker drops its
+    persistent session, which would otherwise queue every later run's messages."""
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    connected = threading.Event()
+    client.on_connect = lambda *_: connected.set()
+    client.connect("127.0.0.1", port, clean_start=True)
+    client.loop_start()
+    try:
+        if not connected.wait(10):
+            raise BenchmarkError(f"could not connect as {client_id} to drop its session")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+class Consumer(Protocol):
+    name: str
+
+    @property
+    def client_id(self) -> str: ...
+
+    def start(self) -> subprocess.Popen[bytes]: ...
+
+    def connected(self) -> bool: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class CollectorProcess:
+    """``python -m collector`` configured by RURALWATER_* variables, as in production."""
+
+    work: Path
+    mqtt_port: int
+    influx_url: str
+    database: str
+    name: str = "collector"
+    health_port: int = field(default_factory=free_port)
+
+    @property
+    def client_id(self) -> str:
+        return f"bench-{self.database}"
+
+    def start(self) -> subprocess.Popen[bytes]:
+        env = os.environ | {
+            "RURALWATER_MQTT__HOST": "127.0.0.1",
+            "RURALWATER_MQTT__PORT": str(self.mqtt_port),
+            "RURALWATER_INFLUX__URL": self.influx_url,
+            "RURALWATER_INFLUX__DATABASE": self.database,
+            "RURALWATER_LOG_LEVEL": "WARNING",
+            "RURALWATER_COLLECTOR__DATA_DIR": str(self.work / self.database),
+            "RURALWATER_COLLECTOR__HEALTH_PORT": str(self.health_port),
+            "RURALWATER_COLLECTOR__CLIENT_ID": self.client_id,
+        }
+        with (self.work / f"{self.database}.log").open("wb") as out:
+            return subprocess.Popen([sys.executable, "-m", "collector"], cwd=REPO, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+
+    def _health(self) -> dict[str, Any]:
         try:
-            return bool(httpx.get(f"http://127.0.0.1:{health}/health", timeout=1)
-                        .json().get("mqtt_connected"))
+            answer = httpx.get(f"http://127.0.0.1:{self.health_port}/health", timeout=2)
+            data = answer.json()
         except (httpx.HTTPError, ValueError):
-            return False
+            return {}
+        return data if isinstance(data, dict) else {}
 
-    return start, ready
+    def connected(self) -> bool:
+        return bool(self._health().get("mqtt_connected"))
 
-
-def nodered(work: Path, port: int, influx_port: int, database: str):
-    if not (NODERED / "node_modules" / "node-red").exists():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=NODERED,
-                       check=True)
-    InfluxClient(InfluxSettings(url=f"http://127.0.0.1:{influx_port}",
-                                database=database)).ensure_database()
-    user_dir = work / "nodered"
-    user_dir.mkdir()
-    flow = (NODERED / "flow.template.json").read_text()
-    for key, value in (("@MQTT_PORT@", port), ("@INFLUX_PORT@", influx_port),
-                       ("@DATABASE@", database)):
-        flow = flow.replace(key, str(value))
-    (user_dir / "flows.json").write_text(flow)
-    http_port = free_port()
-
-    def start() -> subprocess.Popen:
-        log = (work / "nodered.log").open("w")
-        return subprocess.Popen(
-            ["node", str(NODERED / "node_modules" / "node-red" / "red.js"), "--userDir",
-             str(user_dir), "--port", str(http_port), "flows.json"],
-            stdout=log, stderr=subprocess.STDOUT)
-
-    def ready() -> bool:
-        return "Connected to broker" in (work / "nodered.log").read_text()
-
-    return start, ready
+    def stats(self) -> dict[str, Any]:
+        """Counters that must stay 0 for a fair run (nothing refused, nothing spooled)."""
+        health = self._health()
+        keys = ("invalid_messages", "invalid_readings", "dead_letters", "rejected_points",
+                "write_failures", "spooled_batches", "handler_errors")
+        return {key: health[key] for key in keys if key in health}
 
 
-def main() -> None:
+@dataclass
+class NodeRedProcess:
+    """Node-RED, headless, own user dir, with the flow in benchmarks/nodered/."""
+
+    work: Path
+    mqtt_port: int
+    influx_port: int
+    database: str
+    name: str = "nodered"
+
+    @property
+    def client_id(self) -> str:
+        return f"nodered-{self.database}"
+
+    @property
+    def _log(self) -> Path:
+        return self.work / f"{self.database}.log"
+
+    def start(self) -> subprocess.Popen[bytes]:
+        user_dir = self.work / self.database
+        user_dir.mkdir()
+        flow = (NODERED / "flow.template.json").read_text()
+        for key, value in (("@MQTT_PORT@", self.mqtt_port), ("@INFLUX_PORT@", self.influx_port),
+                           ("@DATABASE@", self.database), ("@CLIENT_ID@", self.client_id)):
+            flow = flow.replace(key, str(value))
+        (user_dir / "flows.json").write_text(flow)
+        settings = NODERED / "settings.js"
+        with self._log.open("wb") as out:
+            return subprocess.Popen(
+                ["node", str(NODERED / "node_modules" / "node-red" / "red.js"),
+                 "--settings", str(settings), "--userDir", str(user_dir),
+                 "--port", str(free_port()), "flows.json"],
+                stdout=out, stderr=subprocess.STDOUT, cwd=user_dir)
+
+    def connected(self) -> bool:
+        return "Connected to broker" in self._log.read_text(errors="replace")
+
+    def stats(self) -> dict[str, Any]:
+        errors = [line for line in self._log.read_text(errors="replace").splitlines()
+                  if "[error]" in line]
+        return {"log_errors": len(errors)}
+
+
+def install_nodered() -> None:
+    """``npm ci`` from the committed lock file, once; node_modules is ignored by git."""
+    if (NODERED / "node_modules" / "node-red" / "red.js").exists():
+        return
+    sys.stdout.write("installing Node-RED with npm ci (once)...\n")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODERED,
+                   check=True)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    variant: str
+    readings: int
+    seconds: float
+    complete: bool
+    publish_s: float | None = None
+    peak_rss: int | None = None
+    cpu_s: float | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.readings / self.seconds if self.seconds > 0 else 0.0
+
+
+def influx_limit(url: str, database: str, lines: list[str], stall_s: float) -> Run:
+    """The same points POSTed straight to InfluxDB, INFLUX_BATCH lines per request."""
+    with InfluxClient(InfluxSettings(url=url, database=database, timeout_s=60)) as influx:
+        influx.ensure_database()
+        started = time.monotonic()
+        for first in range(0, len(lines), INFLUX_BATCH):
+            influx.write_lines(lines[first:first + INFLUX_BATCH])
+        finish = wait_for_count(influx, len(lines), stall_s)
+    return Run("influxdb", finish.count, finish.at - started, finish.complete)
+
+
+def wait_until_consuming(consumer: Consumer, process: subprocess.Popen[bytes],
+                         control: mqtt.Client, influx: InfluxClient, timeout_s: float) -> None:
+    """Connected, subscribed and writing: the warm-up reading is queryable."""
+    deadline = time.monotonic() + timeout_s
+    seq = 0
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchmarkError(f"{consumer.name} exited with {process.returncode} at start")
+        if consumer.connected():
+            seq += 1
+            control.publish(topic(WARMUP_GATEWAY, Channel.TELEMETRY), warmup_payload(seq),
+                            qos=1).wait_for_publish(10)
+            for _ in range(20):
+                if count_points(influx) >= 1:
+                    return
+                time.sleep(0.1)
+        else:
+            time.sleep(0.2)
+    raise BenchmarkError(f"{consumer.name} for {consumer.client_id} did not start consuming")
+
+
+def run_consumer(variant: str, consumer: Consumer, broker_port: int, influx_url: str,
+                 database: str, workload: Workload, control: mqtt.Client,
+                 stall_s: float) -> Run:
+    with InfluxClient(InfluxSettings(url=influx_url, database=database)) as influx:
+        influx.ensure_database()
+        process = consumer.start()
+        try:
+            sampler = ResourceSampler(process.pid)
+            wait_until_consuming(consumer, process, control, influx, timeout_s=90)
+            cpu_before = sampler.cpu_s()
+            started = time.monotonic()
+            publish_s = publish_all(broker_port, workload, f"pub-{database}")
+            finish = wait_for_count(influx, workload.readings + 1, stall_s)
+            cpu = sampler.cpu_s() - cpu_before
+            stats = consumer.stats()
+            peak = sampler.stop()
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    discard_session(broker_port, consumer.client_id)
+    return Run(variant, finish.count - 1, finish.at - started, finish.complete, publish_s,
+               peak, cpu, stats)
+
+
+@dataclass(frozen=True)
+class Plan:
+    readings: int
+    per_message: int
+    repeat: int
+    nodered: bool
+    stall_s: float
+    json_out: Path | None = None
+
+
+def run_all(plan: Plan, work: Path, broker: Mosquitto, influxdb: InfluxDB,
+            control: mqtt.Client) -> list[Run]:
+    readings = make_readings(plan.readings)
+    lines = [reading_point(reading, gateway).to_line() for gateway, reading in readings]
+    single = make_workload("single", readings, 1)
+    batched = make_workload("batched", readings, plan.per_message)
+    del readings
+    runs: list[Run] = []
+    for round_no in range(1, plan.repeat + 1):
+        sys.stdout.write(f"round {round_no} of {plan.repeat}\n")
+        runs.append(influx_limit(influxdb.url, f"bench_influx_r{round_no}", lines, plan.stall_s))
+        _progress(runs[-1])
+        variants: list[tuple[str, str, Workload]] = [
+            ("collector_single", "collector", single), ("collector_batched", "collector", batched)]
+        if plan.nodered:
+            variants += [("nodered_single", "nodered", single),
+                         ("nodered_batched", "nodered", batched)]
+        for variant, kind, workload in variants:
+            database = f"bench_{variant}_r{round_no}"
+            consumer: Consumer
+            if kind == "collector":
+                consumer = CollectorProcess(work, broker.port, influxdb.url, database)
+            else:
+                consumer = NodeRedProcess(work, broker.port, influxdb.port, database)
+            runs.append(run_consumer(variant, consumer, broker.port, influxdb.url, database,
+                                     workload, control, plan.stall_s))
+            _progress(runs[-1])
+    return runs
+
+
+def _progress(run: Run) -> None:
+    extra = "" if run.publish_s is None else (
+        f", published in {run.publish_s:.1f} s, consumer CPU {run.cpu_s:.1f} s, "
+        f"peak RSS {(run.peak_rss or 0) / 2**20:.0f} MB, {run.stats}")
+    done = "" if run.complete else " INCOMPLETE"
+    sys.stdout.write(f"  {run.variant:<18} {run.readings:>8} readings in {run.seconds:6.2f} s"
+                     f" = {run.rate:>9,.0f}/s{done}{extra}\n")
+
+
+# --------------------------------------------------------------------------- report
+
+LABELS = {
+    "influxdb": "InfluxDB own batch writes (the limit)",
+    "collector_single": "(a) collector, 1 reading/message",
+    "collector_batched": "(b) collector, gateway batches",
+    "nodered_single": "Node-RED flow, 1 reading/message",
+    "nodered_batched": "Node-RED flow, gateway batches",
+}
+
+
+def summarise(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
+    summary: dict[str, dict[str, Any]] = {}
+    for variant in LABELS:
+        mine = [r for r in runs if r.variant == variant]
+        if not mine:
+            continue
+        rates = [r.rate for r in mine]
+        cpu = [r.cpu_s / r.readings * 10_000 for r in mine if r.cpu_s is not None and r.readings]
+        rss = [r.peak_rss for r in mine if r.peak_rss is not None]
+        summary[variant] = {
+            "median_rate": statistics.median(rates), "min_rate": min(rates),
+            "max_rate": max(rates), "complete": all(r.complete for r in mine),
+            "cpu_s_per_10k": statistics.median(cpu) if cpu else None,
+            "peak_rss_mb": max(rss) / 2**20 if rss else None,
+        }
+    return summary
+
+
+def checks(summary: dict[str, dict[str, Any]]) -> list[tuple[str, float, str, float]]:
+    """(name, value, sense, target) for each target the run has the figures for."""
+    out = []
+    if "collector_single" in summary and "nodered_single" in summary:
+        out.append(("(a) collector / Node-RED, single",
+                    summary["collector_single"]["median_rate"]
+                    / summary["nodered_single"]["median_rate"], ">=", TARGET_VS_NODERED))
+    if "collector_batched" in summary and "influxdb" in summary:
+        out.append(("(b) collector batches / InfluxDB",
+                    summary["collector_batched"]["median_rate"]
+                    / summary["influxdb"]["median_rate"], ">=", TARGET_VS_INFLUX))
+    peaks = [summary[v]["peak_rss_mb"] for v in ("collector_single", "collector_batched")
+             if v in summary]
+    if peaks:
+        out.append(("collector peak RSS, MB", max(peaks), "<=", TARGET_RSS_MB))
+    return out
+
+
+def code_revision() -> str:
+    """The commit measured, marked dirty when collector/ or common/ has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "collector", "common"],
+                               cwd=REPO, check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{'+uncommitted' if dirty.strip() else ''}"
+
+
+def report(plan: Plan, runs: Sequence[Run], load: tuple[float, float]) -> bool:
+    """Print the table and the target checks; True if every target passed."""
+    summary = summarise(runs)
+    out = sys.stdout.write
+    out(f"\n{plan.readings:,} meter readings per variant, gateway batches of "
+        f"{plan.per_message}, median of {plan.repeat} round(s); "
+        f"load average {load[0]:.1f} before, {load[1]:.1f} after, {os.cpu_count()} CPUs; "
+        f"code {code_revision()}\n\n")
+    out(f"{'variant':<40}{'readings/s':>12}{'min-max':>18}{'CPU s/10k':>11}{'peak MB':>9}\n")
+    for variant, label in LABELS.items():
+        if variant not in summary:
+            continue
+        s = summary[variant]
+        spread = f"{s['min_rate']:,.0f}-{s['max_rate']:,.0f}"
+        cpu = "-" if s["cpu_s_per_10k"] is None else f"{s['cpu_s_per_10k']:.2f}"
+        rss = "-" if s["peak_rss_mb"] is None else f"{s['peak_rss_mb']:.0f}"
+        done = "" if s["complete"] else "  INCOMPLETE"
+        out(f"{label:<40}{s['median_rate']:>12,.0f}{spread:>18}{cpu:>11}{rss:>9}{done}\n")
+    out("\n")
+    # A variant that never delivered everything fails every target: its rate is not a rate.
+    complete = all(s["complete"] for s in summary.values())
+    passed = complete
+    results = checks(summary)
+    for name, value, sense, target in results:
+        ok = complete and (value >= target if sense == ">=" else value <= target)
+        passed = passed and ok
+        out(f"{name:<36}{value:>8.2f}   target {sense} {target:<6g} {'PASS' if ok else 'FAIL'}\n")
+    if plan.json_out is not None:
+        write_json(plan, runs, load, summary, results)
+    return passed
+
+
+def write_json(plan: Plan, runs: Sequence[Run], load: tuple[float, float],
+               summary: dict[str, dict[str, Any]],
+               results: list[tuple[str, float, str, float]]) -> None:
+    if plan.json_out is None:
+        return
+    document = {
+        "readings": plan.readings, "per_message": plan.per_message, "repeat": plan.repeat,
+        "load_average": load, "code": code_revision(), "summary": summary,
+        "checks": [{"name": n, "value": v, "sense": s, "target": t} for n, v, s, t in results],
+        "runs": [{"variant": r.variant, "readings": r.readings, "seconds": r.seconds,
+                  "rate": r.rate, "complete": r.complete, "publish_s": r.publish_s,
+                  "cpu_s": r.cpu_s, "peak_rss": r.peak_rss, "stats": r.stats} for r in runs],
+    }
+    plan.json_out.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Plan:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readings", type=int, default=60_000)
-    parser.add_argument("--skip-nodered", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--readings", type=int, default=100_000, help="readings per variant")
+    parser.add_argument("--per-message", type=int, default=60,
+                        help="readings per gateway batch message in (b)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
+    parser.add_argument("--skip-nodered", action="store_true", help="no Node-RED (no npm)")
+    parser.add_argument("--stall-timeout", type=float, default=60.0,
+                        help="give a variant up when its count stops rising this long (s)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="also write every run and the summary to FILE as JSON")
+    args = parser.parse_args(argv)
+    if args.readings < 1 or args.per_message < 1 or args.repeat < 1:
+        parser.error("--readings, --per-message and --repeat must be at least 1")
+    return Plan(args.readings, args.per_message, args.repeat, not args.skip_nodered,
+                args.stall_timeout, args.json)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    plan = parse_args(argv)
+    if plan.nodered:
+        if shutil.which("node") is None:
+            sys.stderr.write("node is not installed: use --skip-nodered\n")
+            return 2
+        install_nodered()
     work = Path(tempfile.mkdtemp(prefix="rw-bench-"))
     broker, influxdb = Mosquitto(work / "mosquitto"), InfluxDB(work / "influxdb")
-    broker.start()
-    influxdb.start()
-    total = args.readings
+    control = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                          client_id="bench-control", protocol=mqtt.MQTTv5)
+    load_before = os.getloadavg()[0]
+    failed = True
     try:
-        single = make_messages(total, 1)
-        batched = make_messages(total, 60)
-        results: dict[str, float] = {}
-        memory: dict[str, int] = {}
-        results["influxdb"] = influx_limit(influxdb.url, batched, total)
-        for label, messages in (("single", single), ("batched", batched)):
-            start, ready = collector(work, broker.port, influxdb.url, f"bench_{label}")
-            results[label], memory[label] = run_consumer(
-                start, ready, broker.port, influxdb.url, f"bench_{label}", messages, total,
-                f"pub-{label}")
-        if not args.skip_nodered and shutil.which("node"):
-            start, ready = nodered(work, broker.port, influxdb.port, "bench_nodered")
-            results["nodered"], memory["nodered"] = run_consumer(
-                start, ready, broker.port, influxdb.url, "bench_nodered", single, total,
-                "pub-nodered")
-        report(total, results, memory)
+        broker.start()
+        influxdb.start()
+        control.connect("127.0.0.1", broker.port)
+        control.loop_start()
+        runs = run_all(plan, work, broker, influxdb, control)
+        passed = report(plan, runs, (load_before, os.getloadavg()[0]))
+        failed = False
+        return 0 if passed else 1
+    except (BenchmarkError, InfluxError, OSError, subprocess.CalledProcessError) as exc:
+        log.error("benchmark failed: %s (logs kept in %s)", exc, work)
+        return 2
     finally:
+        control.disconnect()
+        control.loop_stop()
         broker.stop()
         influxdb.stop()
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def report(total: int, results: dict[str, float], memory: dict[str, int]) -> None:
-    out = sys.stdout.write
-    out(f"\n{total} meter readings per variant\n\n")
-    out(f"{'variant':<44}{'readings/s':>12}{'peak RSS MB':>14}\n")
-    names = {"influxdb": "InfluxDB own batch writes (the limit)",
-             "single": "(a) collector, 1 reading per message",
-             "batched": "(b) collector, 60 readings per message",
-             "nodered": "Node-RED flow, 1 reading per message"}
-    for key, name in names.items():
-        if key in results:
-            rss = f"{memory[key] / 2**20:.0f}" if key in memory else "-"
-            out(f"{name:<44}{results[key]:>12,.0f}{rss:>14}\n")
-    out("\n")
-    checks = []
-    if "nodered" in results:
-        checks.append(("(a) / Node-RED", results["single"] / results["nodered"], 1.5, ">="))
-    checks.append(("(b) / InfluxDB limit", results["batched"] / results["influxdb"], 0.6, ">="))
-    peak = max(memory["single"], memory["batched"]) / 2**20
-    checks.append(("collector peak RSS MB", peak, 150, "<="))
-    for name, value, target, sense in checks:
-        ok = value >= target if sense == ">=" else value <= target
-        out(f"{name:<28}{value:>8.2f}  target {sense} {target:<6} {'PASS' if ok else 'FAIL'}\n")
-    out(json.dumps({"readings": total, "rates": results,
-                    "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in memory.items()}}) + "\n")
+        if not failed:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
