@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.deadletter import DeadLetterStore
 from collector.health import HealthServer
@@ -92,6 +93,10 @@ class Collector:
         # Bumped on every (re)connect: acks for messages received on an older connection are
         # not sent, because the broker redelivers those and may have reused their packet ids.
         self._generation = 0
+        # Link up: acknowledgements may be sent. Connected (what /health reports and
+        # wait_connected waits for) comes later, with the SUBACK: before it, a fresh session
+        # drops what is published.
+        self._link_up = threading.Event()
         self._connected = threading.Event()
         self._client.on_connect = self._guarded(self._on_connect)
         self._client.on_disconnect = self._guarded(self._on_disconnect)
@@ -131,6 +136,7 @@ class Collector:
         log.info("collector stopped: %s", self.snapshot())
 
     def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until connected and subscribed: from then on nothing published is missed."""
         return self._connected.wait(timeout_s)
 
     def snapshot(self) -> dict[str, Any]:
@@ -167,13 +173,17 @@ class Collector:
             log.error("broker refused the connection: %s", reason_code)
             return
         self._generation += 1
-        self._connected.set()
+        self._link_up.set()
         group = self._settings.share_group
+        qos1 = SubscribeOptions(qos=1)
         client.subscribe([
-            (subscription(Channel.TELEMETRY, group), 1),
-            (subscription(Channel.EVENTS, group), 1),
-            # Retained status is not delivered to shared subscriptions: read it plainly.
-            (subscription(Channel.STATUS), 1),
+            (subscription(Channel.TELEMETRY, group), qos1),
+            (subscription(Channel.EVENTS, group), qos1),
+            # Retained status is not delivered to shared subscriptions: read it plainly. Only
+            # a new subscription gets the retained copies; a resumed session already stored
+            # them, and a Last Will without `at` would be stored again at each reconnect.
+            (subscription(Channel.STATUS), SubscribeOptions(
+                qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)),
         ])
         log.info("connected to %s:%d (session present: %s)", self._mqtt_settings.host,
                  self._mqtt_settings.port, flags.session_present)
@@ -185,9 +195,11 @@ class Collector:
             # Typically the broker ACL: nothing will arrive on that filter.
             log.error("broker refused %d subscription(s): %s", len(refused), ", ".join(refused))
             self.stats.add(subscriptions_refused=len(refused))
+        self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
+        self._link_up.clear()
         self._connected.clear()
         log.warning("disconnected from the broker: %s", reason_code)
 
@@ -216,7 +228,7 @@ class Collector:
                                    topic=message.topic, generation=self._generation))
 
     def _ack(self, item: Pending) -> None:
-        if item.qos == 0 or item.generation != self._generation or not self._connected.is_set():
+        if item.qos == 0 or item.generation != self._generation or not self._link_up.is_set():
             return  # the broker redelivers it; InfluxDB overwrites the duplicate
         self._client.ack(item.mid, item.qos)
 

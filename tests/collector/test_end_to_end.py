@@ -128,3 +128,28 @@ def test_two_collectors_in_a_shared_group_split_the_stream(
     finally:
         for member in members:
             member.stop()
+
+
+def test_a_retained_last_will_is_stored_once_not_again_at_each_reconnect(
+    collector: Collector, publisher: Publisher, mosquitto: Mosquitto, influx: InfluxClient
+) -> None:
+    # A Last Will carries no time, so each delivery would be stored at its time of receipt.
+    will = StatusMessage(gateway="gw-v002", state="offline").model_dump_json()
+    publisher.client.publish(topic("gw-v002", Channel.STATUS), will, qos=1, retain=True)
+    wait_for(lambda: influx.count("gateway_status", "online") == 1, 30, "the offline status")
+
+    mosquitto.stop()  # the collector's session and subscriptions survive in persistence
+    wait_for(lambda: not collector.snapshot()["mqtt_connected"], 30, "the disconnect")
+    mosquitto.start()
+    assert collector.wait_connected(30)
+    wait_for(lambda: publisher.client.is_connected(), 30, "the publisher to reconnect")
+    # Published after the collector resubscribed, so it reaches the collector after any
+    # retained copy would have: once it is written, a second status point would be too.
+    now = datetime.now(UTC)
+    event = DeviceEvent(device="pump-v002", device_kind="pump", time=now, village="v002",
+                        code="pump_fault")
+    publisher.publish(topic("gw-v002", Channel.EVENTS),
+                      EventMessage(gateway="gw-v002", seq=0, sent_at=now,
+                                   events=[event]).model_dump_json())
+    wait_for(lambda: influx.count("event", "severity") == 1, 30, "the sentinel event")
+    assert influx.count("gateway_status", "online") == 1
