@@ -83,6 +83,28 @@ class SimulatorSettings(BaseModel):
     output_dir: Path = Path("var/simulator")
 
 
+class GatewaySettings(BaseModel):
+    """The field gateway's uplink (gateway/README.md); devices and links are in its YAML file."""
+
+    config_file: Path = Path("gateway.yaml")
+    data_dir: Path = Path("var/gateway")
+    # The outbox bound, in bytes of stored payload; when full, the oldest routine telemetry
+    # is dropped first, events never.
+    outbox_max_bytes: int = Field(default=268_435_456, gt=0)
+    # "NORMAL" (WAL) survives a crash or kill of the gateway process; "FULL" also survives a
+    # power cut, at one fsync per put and per acknowledgement batch.
+    outbox_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    readings_per_message: int = Field(default=60, ge=1, le=5000)
+    # Published but not yet acknowledged; paho and libmosquitto lose messages past 65,535.
+    max_inflight: int = Field(default=100, ge=1, le=65_000)
+    # Token bucket on outbox publishing, so a backlog replays without flooding the uplink;
+    # 0 turns it off. Live telemetry is far below it.
+    replay_rate_msgs_s: float = Field(default=20.0, ge=0.0)
+    replay_burst: int = Field(default=100, ge=1)
+    session_expiry_s: int = 86400
+    retry_after_refusal_s: float = 5.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RURALWATER_", env_nested_delimiter="__", extra="ignore"
@@ -94,6 +116,7 @@ class Settings(BaseSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
