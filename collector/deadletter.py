@@ -7,6 +7,8 @@ SQLite in the collector's data folder, so an operator can inspect what a device 
 
 Bounded: past ``max_rows`` the oldest rows go, so a device spewing garbage cannot fill the
 disk. Raw payloads larger than ``max_raw_bytes`` are kept truncated (the reason says so).
+``synchronous=FULL``: the message is acknowledged after its dead letter is added, so the row
+must survive a power cut, not only a crash (about 2,000 rows/s here; bad input is rare).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class DeadLetterStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS dead_letter (id INTEGER PRIMARY KEY AUTOINCREMENT,"
             " received_at TEXT NOT NULL, topic TEXT NOT NULL, gateway TEXT,"
