@@ -97,6 +97,7 @@ class Collector:
         # wait_connected waits for) comes later, with the SUBACK: before it, a fresh session
         # drops what is published.
         self._link_up = threading.Event()
+        self._stopping = threading.Event()
         self._connected = threading.Event()
         self._client.on_connect = self._guarded(self._on_connect)
         self._client.on_disconnect = self._guarded(self._on_disconnect)
@@ -127,6 +128,9 @@ class Collector:
 
     def stop(self) -> None:
         """Flush and acknowledge what was received, then leave the broker."""
+        # Take no more: under load the writer would otherwise never find its queue empty.
+        # What arrives from now on stays unacknowledged and comes back at the next start.
+        self._stopping.set()
         self.writer.stop()
         self._client.disconnect()
         self._client.loop_stop()
@@ -204,6 +208,8 @@ class Collector:
         log.warning("disconnected from the broker: %s", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return
         try:
             self._handle(message)
         except Exception:  # noqa: BLE001 - the paho loop must survive any bug in a handler

@@ -141,10 +141,15 @@ class CollectorProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
+    def terminate(self) -> int:
+        """SIGTERM, as systemd or docker stop sends; the exit status."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=60)
+            self.terminate()
 
 
 def in_background(target: Callable[[], object]) -> threading.Thread:

@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from collector.service import Collector
 from common.influx import InfluxClient
 from common.localservices import InfluxDB, Mosquitto
@@ -54,16 +56,21 @@ def test_broker_down_for_20_s_mid_stream_loses_nothing(
     assert influx.count("meter", "volume_m3") == TOTAL
 
 
-def test_collector_killed_mid_stream_loses_nothing(
-    tmp_path: Path, publisher: Publisher, mosquitto: Mosquitto, influxdb: InfluxDB,
-    influx_settings: InfluxSettings, influx: InfluxClient,
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_collector_killed_or_stopped_mid_stream_loses_nothing(
+    signal_name: str, tmp_path: Path, publisher: Publisher, mosquitto: Mosquitto,
+    influxdb: InfluxDB, influx_settings: InfluxSettings, influx: InfluxClient,
 ) -> None:
     process = CollectorProcess(tmp_path / "collector", mosquitto.port, influxdb.url,
                                influx_settings.database)
     process.start()
+    exit_codes: list[int] = []
     try:
         def outage() -> None:
-            process.kill()
+            if signal_name == "SIGKILL":
+                process.kill()
+            else:  # a clean stop while messages keep arriving: flush, ack, exit 0
+                exit_codes.append(process.terminate())
             time.sleep(3)
             process.start()
 
@@ -73,6 +80,9 @@ def test_collector_killed_mid_stream_loses_nothing(
         assert influx.count("meter", "volume_m3") == TOTAL
     finally:
         process.stop()
+    if signal_name == "SIGTERM":
+        assert exit_codes == [0]
+        assert "Traceback" not in (tmp_path / "collector.log").read_text()
 
 
 def test_influxdb_down_for_60_s_mid_stream_spools_and_replays(
