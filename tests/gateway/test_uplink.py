@@ -1,0 +1,453 @@
+"""The gateway uplink against a real Mosquitto, the real collector and a real InfluxDB.
+
+A recording subscriber (persistent session) sees what the broker delivers: the telemetry
+sequence numbers in arrival order and the gateway's status. "In order" means that every
+sequence number arrives for the first time after every smaller one (a redelivery after a
+reconnect or a kill may repeat numbers; InfluxDB overwrites those points).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from collector.service import Collector
+from collector.service import build_mqtt_client as build_collector_client
+from common.contract import (
+    Channel,
+    CommandMessage,
+    CommandResult,
+    MeterReading,
+    StatusMessage,
+    topic,
+)
+from common.influx import InfluxClient
+from common.localservices import Mosquitto, free_port
+from common.settings import CollectorSettings, GatewaySettings, InfluxSettings, MqttSettings
+from gateway.config import GatewayConfig
+from gateway.service import GatewayService, open_outbox
+from gateway.uplink import build_mqtt_client
+from tests.collector.helpers import in_background, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- test-side tools
+
+
+class Recorder:
+    """A bureau-side MQTT client recording one gateway's telemetry seqs, status and results."""
+
+    def __init__(self, port: int, gateway: str, client_id: str = "recorder") -> None:
+        self.gateway = gateway
+        self.seqs: list[int] = []
+        self.states: list[StatusMessage] = []
+        self.results: list[CommandResult] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        self.client.loop_start()
+        wait_for(self.client.is_connected, 10, "the recorder to connect")
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe([(topic(self.gateway, channel), 1) for channel in
+                          (Channel.TELEMETRY, Channel.STATUS, Channel.RESULTS)])
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        channel = Channel(message.topic.rsplit("/", 1)[1])
+        with self._lock:
+            if channel is Channel.TELEMETRY:
+                self.seqs.append(json.loads(message.payload)["seq"])
+            elif channel is Channel.STATUS:
+                self.states.append(StatusMessage.model_validate_json(message.payload))
+            else:
+                self.results.append(CommandResult.model_validate_json(message.payload))
+
+    def distinct(self) -> int:
+        with self._lock:
+            return len(set(self.seqs))
+
+    def state(self) -> str | None:
+        with self._lock:
+            return self.states[-1].state if self.states else None
+
+    def assert_in_order(self, expected: int) -> None:
+        with self._lock:
+            first_seen = list(dict.fromkeys(self.seqs))
+        assert first_seen == list(range(expected))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def meter_readings(count: int, start: int = 0) -> list[MeterReading]:
+    """Unique (device, time) pairs, so InfluxDB counts are exact."""
+    origin = datetime.now(UTC) - timedelta(hours=2)
+    return [MeterReading(device=f"m-{i % 10:04d}", time=origin + timedelta(seconds=i),
+                         village="v01", dma="dma-v01", volume_m3=i * 0.01, valve="open")
+            for i in range(start, start + count)]
+
+
+def gateway_settings(tmp_path: Path, **overrides: Any) -> GatewaySettings:
+    return GatewaySettings(data_dir=tmp_path / "gateway", **overrides)
+
+
+class ValveBank:
+    """A small real DeviceController: meters with valves, and a record of polls."""
+
+    def __init__(self, meters: list[str]) -> None:
+        self.valves = dict.fromkeys(meters, "open")
+        self.polls: list[str | None] = []
+
+    def poll_now(self, device: str | None) -> str:
+        if device is not None and device not in self.valves:
+            raise KeyError(f"no device {device}")
+        self.polls.append(device)
+        return f"polled {device or 'all'}"
+
+    def set_valve(self, device: str, open_valve: bool) -> str:
+        if device not in self.valves:
+            raise KeyError(f"no meter {device}")
+        self.valves[device] = "open" if open_valve else "closed"
+        return f"valve {self.valves[device]}"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def collector(mqtt_settings: MqttSettings, influx_settings: InfluxSettings,
+              influx: InfluxClient, tmp_path: Path) -> Iterator[Collector]:
+    settings = CollectorSettings(client_id="collector-gw-test", data_dir=tmp_path / "collector",
+                                 health_port=0, batch_max_delay_s=0.2, retry_initial_s=0.2,
+                                 retry_max_s=2.0)
+    client = InfluxClient(influx_settings)
+    service = Collector(mqtt_client=build_collector_client(mqtt_settings, settings),
+                        mqtt_settings=mqtt_settings, influx=client, settings=settings)
+    service.start()
+    assert service.wait_connected(15), "collector did not connect"
+    yield service
+    service.stop()
+    client.close()
+
+
+def make_service(gateway: str, tmp_path: Path, mqtt_settings: MqttSettings,
+                 controller: ValveBank | None = None, **overrides: Any) -> GatewayService:
+    config = GatewayConfig(gateway=gateway, village="v01", dma="dma-v01",
+                           devices=[{"device": "m-0001", "kind": "meter", "model": "default"}])
+    return GatewayService(config=config, settings=gateway_settings(tmp_path, **overrides),
+                          mqtt_settings=mqtt_settings,
+                          mqtt_client=build_mqtt_client(mqtt_settings, gateway),
+                          controller=controller)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_every_reading_reaches_influxdb_in_sequence_order_across_a_broker_outage(
+    tmp_path: Path, mosquitto: Mosquitto, mqtt_settings: MqttSettings, collector: Collector,
+    influx: InfluxClient,
+) -> None:
+    puts, per_put = 80, 30
+    recorder = Recorder(mosquitto.port, "gw-out")
+    service = make_service("gw-out", tmp_path, mqtt_settings, max_inflight=10,
+                           replay_rate_msgs_s=0)
+    service.start()
+    try:
+        assert service.uplink.wait_connected(10)
+
+        def outage() -> None:
+            mosquitto.stop()
+            time.sleep(4)
+            mosquitto.start()
+
+        for number in range(puts):
+            if number == 20:
+                in_background(outage)
+            service.outbox.put_readings(meter_readings(per_put, start=number * per_put))
+            time.sleep(0.04)
+        total = puts * per_put
+        wait_for(lambda: influx.count("meter", "volume_m3") >= total, 90, f"{total} points")
+        wait_for(lambda: service.outbox.waiting == 0, 30, "an empty outbox")
+        wait_for(lambda: recorder.distinct() >= puts, 30, "every message at the recorder")
+        assert influx.count("meter", "volume_m3") == total
+        recorder.assert_in_order(puts)
+        assert service.snapshot()["connects"] >= 2, "the outage did not disconnect the gateway"
+        assert service.snapshot()["inflight_max"] <= 10
+    finally:
+        service.stop()
+        recorder.close()
+
+
+def start_gateway_process(config: Path, data_dir: Path, port: int, log: Path
+                          ) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "RURALWATER_MQTT__PORT": str(port),
+        "RURALWATER_GATEWAY__DATA_DIR": str(data_dir),
+        # Slow enough that the kill lands mid-replay.
+        "RURALWATER_GATEWAY__REPLAY_RATE_MSGS_S": "40",
+        "RURALWATER_GATEWAY__REPLAY_BURST": "5",
+        "RURALWATER_GATEWAY__MAX_INFLIGHT": "10",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config),
+                                 "--stats-interval", "1"], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def test_gateway_killed_mid_replay_loses_nothing_and_its_last_will_says_offline(
+    tmp_path: Path, mosquitto: Mosquitto, collector: Collector, influx: InfluxClient,
+) -> None:
+    messages, per_message = 300, 10
+    settings = gateway_settings(tmp_path)
+    backlog = open_outbox(settings, "gw-kill")
+    for number in range(messages):
+        backlog.put_readings(meter_readings(per_message, start=number * per_message))
+    backlog.close()
+    config = tmp_path / "gw-kill.yaml"
+    config.write_text("gateway: gw-kill\nvillage: v01\ndma: dma-v01\ndevices:\n"
+                      "  - {device: m-0001, kind: meter, model: default, link: bus1}\n"
+                      "links:\n  - {name: bus1, type: serial}\n")
+    recorder = Recorder(mosquitto.port, "gw-kill")
+    log = tmp_path / "gateway.log"
+    process = start_gateway_process(config, settings.data_dir, mosquitto.port, log)
+    try:
+        wait_for(lambda: recorder.distinct() >= 30, 30, "the replay to start")
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        wait_for(lambda: recorder.state() == "offline", 10, "the Last Will")
+        left = open_outbox(settings, "gw-kill")
+        assert 0 < left.waiting < messages, "the kill did not land mid-replay"
+        left.close()
+
+        process = start_gateway_process(config, settings.data_dir, mosquitto.port, log)
+        total = messages * per_message
+        wait_for(lambda: influx.count("meter", "volume_m3") >= total, 90, f"{total} points")
+        wait_for(lambda: recorder.distinct() >= messages, 30, "every message at the recorder")
+        assert influx.count("meter", "volume_m3") == total
+        recorder.assert_in_order(messages)
+        online = recorder.states[-1]
+        assert online.state == "online"
+        assert [d.device for d in online.inventory] == ["m-0001"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        wait_for(lambda: recorder.state() == "offline", 10, "offline after a clean stop")
+        drained = open_outbox(settings, "gw-kill")
+        assert drained.waiting == 0 and drained.next_seq == messages
+        drained.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        recorder.close()
+
+
+def test_a_command_round_trips_to_the_device_controller_and_its_result_is_published(
+    tmp_path: Path, mosquitto: Mosquitto, mqtt_settings: MqttSettings,
+) -> None:
+    controller = ValveBank(["m-0001", "m-0002"])
+    service = make_service("gw-cmd", tmp_path, mqtt_settings, controller=controller)
+    service.start()
+    recorder = Recorder(mosquitto.port, "gw-cmd")
+    try:
+        assert service.uplink.wait_connected(10)
+        wait_for(lambda: recorder.state() == "online", 10, "the retained birth message")
+        assert recorder.states[-1].inventory[0].device == "m-0001"
+        now = datetime.now(UTC)
+        commands = [
+            CommandMessage(command_id="c1", gateway="gw-cmd", action="valve_close",
+                           device="m-0002", issued_at=now),
+            CommandMessage(command_id="c2", gateway="gw-cmd", action="poll_now", issued_at=now),
+            CommandMessage(command_id="c3", gateway="gw-cmd", action="valve_open",
+                           device="m-9999", issued_at=now),
+            CommandMessage(command_id="c1", gateway="gw-cmd", action="valve_close",
+                           device="m-0002", issued_at=now),  # a redelivery: answered, not re-run
+        ]
+        for command in commands:
+            recorder.client.publish(topic("gw-cmd", Channel.COMMANDS),
+                                    command.model_dump_json(), qos=1)
+        wait_for(lambda: len(recorder.results) >= 4, 15, "four command results")
+        results = recorder.results
+        assert [(r.command_id, r.ok) for r in results] == [
+            ("c1", True), ("c2", True), ("c3", False), ("c1", True)]
+        assert results[0].detail == "valve closed" and results[1].detail == "polled all"
+        assert "m-9999" in results[2].detail
+        assert results[3] == results[0]
+        assert controller.valves == {"m-0001": "open", "m-0002": "closed"}
+        assert controller.polls == [None]
+    finally:
+        service.stop()
+        recorder.close()
+
+
+# --------------------------------------------------------------------------- in-flight bound
+
+
+class PubackHoldingProxy:
+    """A TCP relay between the gateway and the broker that reads the MQTT packets going by.
+
+    It counts, per connection, outbox publishes (telemetry and events, QoS 1) the gateway has
+    sent and the broker's PUBACK has not yet reached the gateway; while ``hold`` is set it
+    withholds PUBACKs, so a gateway that ignores its window would overrun it visibly.
+    """
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.port = free_port()
+        self.hold = threading.Event()
+        self.released = threading.Event()
+        self.max_outstanding = 0
+        self.outstanding: set[int] = set()
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        in_background(self._accept)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            broker = socket.create_connection(("127.0.0.1", self.broker_port))
+            with self._lock:
+                self.outstanding = set()
+                self.connections += 1
+                self._sockets += [client, broker]
+            in_background(lambda c=client, b=broker: self._pump(c, b, upstream=True))
+            in_background(lambda c=client, b=broker: self._pump(b, c, upstream=False))
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
+        try:
+            for packet in read_packets(source):
+                kind = packet[0] >> 4
+                if upstream and kind == 3 and (packet[0] >> 1) & 3 == 1:
+                    self._published(packet)
+                elif not upstream and kind == 4:
+                    if self.hold.is_set():
+                        self.released.wait()
+                    with self._lock:
+                        self.outstanding.discard(int.from_bytes(packet_body(packet)[:2], "big"))
+                sink.sendall(packet)
+        except OSError:
+            pass
+        finally:
+            source.close()
+            sink.close()
+
+    def _published(self, packet: bytes) -> None:
+        body = packet_body(packet)
+        length = int.from_bytes(body[:2], "big")
+        name = body[2:2 + length].decode()
+        if name.endswith(("/telemetry", "/events")):
+            with self._lock:
+                self.outstanding.add(int.from_bytes(body[2 + length:4 + length], "big"))
+                self.max_outstanding = max(self.max_outstanding, len(self.outstanding))
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.outstanding)
+
+    def drop_connections(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            # shutdown, not just close: it wakes the pump blocked in recv() on this socket.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.released.set()
+        self._server.close()
+        self.drop_connections()
+
+
+def read_packets(sock: socket.socket) -> Iterator[bytes]:
+    """Whole MQTT packets (fixed header, remaining length, body) from a stream."""
+    buffer = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        buffer += chunk
+        while (size := packet_size(buffer)) is not None and len(buffer) >= size:
+            yield buffer[:size]
+            buffer = buffer[size:]
+
+
+def packet_size(buffer: bytes) -> int | None:
+    length, shift = 0, 0
+    for index in range(1, min(len(buffer), 5)):
+        length |= (buffer[index] & 0x7F) << shift
+        shift += 7
+        if not buffer[index] & 0x80:
+            return index + 1 + length
+    return None
+
+
+def packet_body(packet: bytes) -> bytes:
+    index = 1
+    while packet[index] & 0x80:
+        index += 1
+    return packet[index + 1:]
+
+
+def test_in_flight_bound_holds_while_acknowledgements_are_withheld_and_after_a_reconnect(
+    tmp_path: Path, mosquitto: Mosquitto, mqtt_settings: MqttSettings,
+) -> None:
+    window = 8
+    proxy = PubackHoldingProxy(mosquitto.port)
+    via_proxy = mqtt_settings.model_copy(update={"port": proxy.port})
+    service = make_service("gw-window", tmp_path, via_proxy, max_inflight=window,
+                           replay_rate_msgs_s=0)
+    recorder = Recorder(mosquitto.port, "gw-window")
+    service.start()
+    try:
+        assert service.uplink.wait_connected(10)
+        proxy.hold.set()
+        for number in range(50):
+            service.outbox.put_readings(meter_readings(5, start=number * 5))
+        wait_for(lambda: proxy.count() >= window, 15, "the window to fill")
+        time.sleep(0.5)  # room for a gateway that ignores its window to overrun it
+        # paho forgets its own in-flight count on a reconnect and resends everything it holds.
+        proxy.drop_connections()
+        wait_for(lambda: proxy.connections == 2 and proxy.count() >= window, 30,
+                 "the resent window on the new connection")
+        time.sleep(0.5)
+        proxy.hold.clear()
+        proxy.released.set()
+        wait_for(lambda: service.outbox.waiting == 0, 30, "an empty outbox")
+        wait_for(lambda: recorder.distinct() >= 50, 15, "every message at the recorder")
+        recorder.assert_in_order(50)
+        assert proxy.max_outstanding == window
+        assert service.snapshot()["inflight_max"] == window
+    finally:
+        service.stop()
+        proxy.close()
+        recorder.close()
