@@ -47,7 +47,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from common.contract import Channel, MeterReading, Reading, TelemetryMessage, topic
 from common.influx import InfluxClient, InfluxError
-from common.localservices import InfluxDB, Mosquitto, free_port
+from common.localservices import InfluxDB, Mosquitto, ServiceError, free_port
 from common.schema import reading_point
 from common.settings import InfluxSettings
 
@@ -695,7 +695,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if shutil.which("node") is None:
             sys.stderr.write("node is not installed: use --skip-nodered\n")
             return 2
-        install_nodered()
+        try:
+            install_nodered()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            log.error("npm ci in %s failed: %s (or use --skip-nodered)", NODERED, exc)
+            return 2
     work = Path(tempfile.mkdtemp(prefix="rw-bench-"))
     broker, influxdb = Mosquitto(work / "mosquitto"), InfluxDB(work / "influxdb")
     control = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
@@ -711,7 +715,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         passed = report(plan, runs, (load_before, os.getloadavg()[0]))
         failed = False
         return 0 if passed else 1
-    except (BenchmarkError, InfluxError, OSError, subprocess.CalledProcessError) as exc:
+    except (BenchmarkError, ServiceError, InfluxError, OSError,
+            subprocess.SubprocessError) as exc:
         log.error("benchmark failed: %s (logs kept in %s)", exc, work)
         return 2
     finally:
