@@ -23,20 +23,31 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=float, default=defaults.days)
     parser.add_argument("--speed", type=float, default=defaults.speed,
                         help="simulated seconds per wall second; 0 = as fast as possible")
-    parser.add_argument("--start", type=datetime.fromisoformat, default=None,
+    parser.add_argument("--missing-rate", type=float, default=0.005,
+                        help="share of readings lost on the way (deterministic)")
+    parser.add_argument("--start", type=_aware, default=None,
                         help="simulated start (ISO, with offset); default: now - days")
     parser.add_argument("--output-dir", type=Path, default=defaults.output_dir)
-    parser.add_argument("--scenario", type=Path, default=None, help="incidents JSON file")
+    parser.add_argument("--scenario", type=Path, default=None,
+                        help="incidents file (JSON or YAML); default: a representative mix")
     parser.add_argument("--no-incidents", action="store_true")
     parser.add_argument("--single-reading", action="store_true",
                         help="one reading per message instead of gateway batches of 60")
     return parser.parse_args(argv)
 
 
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. +08:00")
+    return moment
+
+
 def _print_progress(progress: Progress) -> None:
     print(f"sim {progress.sim_time:%Y-%m-%d %H:%M}  messages {progress.messages:>8}  "  # noqa: T201
-          f"readings {progress.total_readings:>9}  ({progress.readings_per_s:,.0f}/s)",
-          flush=True)
+          f"readings {progress.total_readings:>9}  ({progress.readings_per_s:,.0f}/s)  "
+          f"events {progress.events:>5}  incidents {progress.incidents_started}/"
+          f"{progress.incidents_total}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                    households_per_village=args.households_per_village or None, days=args.days,
                    speed=args.speed, output_dir=args.output_dir, start=args.start,
                    single_reading=args.single_reading, scenario=args.scenario,
-                   no_incidents=args.no_incidents)
+                   no_incidents=args.no_incidents, missing_rate=args.missing_rate)
     client = build_client(settings.mqtt, client_id=f"simulator-{args.seed}")
     connect(client, settings.mqtt)
     try:
@@ -56,9 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         client.disconnect()
         client.loop_stop()
-    print(f"published {result.messages} messages, {result.total_readings} readings "  # noqa: T201
-          f"{result.readings}, {result.events} events in {result.wall_s:.1f} s; "
-          f"ground truth in {args.output_dir}")
+    print(f"published {result.messages} messages from {result.gateways} gateways "  # noqa: T201
+          f"({result.acknowledged} acknowledged): {result.total_readings} readings "
+          f"{result.readings}, {result.events} events, {result.incidents_total} incidents, "
+          f"in {result.wall_s:.1f} s; ground truth (register.json, incidents.json, "
+          f"summary.json) in {args.output_dir}")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,33 @@
 """The county: townships, villages, schemes (wells, tank), DMAs, households, analysers.
 
 Built deterministically from a seed at any size, from one village to a full county
-(``../shared/domain.md``: ~200 villages, ~60,000 household meters, ~250 wells, one DMA per
-village with a bulk inflow meter, a few dozen analysers). Exported as ``register.json``: the
-ground-truth asset register the API imports and detection is scored against.
+(``/work/shared/domain.md``: 12 townships, ~200 villages, ~60,000 household meters, ~250
+wells, one DMA per village with a bulk inflow meter, a few dozen analysers). Exported as
+``register.json``: the ground-truth asset register the API imports and detection is scored
+against.
+
+Ids: villages ``v001``, gateways ``gw-v001``, DMAs ``dma-v001`` with branch lines
+``dma-v001-b1``, inflow meters ``inflow-v001``, wells (and their pump drives)
+``pump-v001-1``, tanks ``tank-v001``, analysers ``aq-v001-outlet`` / ``aq-v001-tap``,
+households ``v001-h0001`` whose meters carry a 14-digit CJ/T 188 address.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-#: litres per person per day before diurnal, weekly and seasonal shape (rural north China)
+#: litres per person per day before diurnal, weekly and seasonal shape (rural north China);
+#: household factors spread it over about 40-80 L/person/day.
 BASE_LPCD = 55.0
+#: CJ/T 188 addresses of the simulated meters start with this vendor/area prefix.
+METER_PREFIX = "7833"
+ALL_PARAMETERS = ["turbidity_ntu", "free_chlorine_mgl", "ph", "conductivity_uscm",
+                  "temperature_c"]
+TAP_PARAMETERS = ["turbidity_ntu", "free_chlorine_mgl"]
 
 
 class Township(BaseModel):
@@ -28,18 +41,22 @@ class Village(BaseModel):
     township: str
     population: int
     households: int
-    monitored_households: int
+    monitored_households: int = Field(description="households on the social monitoring list")
+    gateway: str
 
 
 class Well(BaseModel):
-    id: str
+    """A drilled well with a submersible pump on a variable-frequency drive (Modbus)."""
+
+    id: str = Field(description="well id, also the pump drive's device id")
     village: str
     rated_flow_m3h: float
-    allowed_hours_per_day: float
-    static_level_m: float = Field(description="depth to water at rest, m below ground")
+    allowed_hours_per_day: float = Field(description="abstraction licence / pump duty limit")
+    static_level_m: float = Field(description="depth to water at rest in winter, m below ground")
     intake_depth_m: float = Field(description="pump intake, m below ground")
-    drawdown_m_per_m3h: float
-    summer_decline_m: float = Field(description="seasonal drop of the rest level in summer")
+    drawdown_m_per_m3h: float = Field(description="extra depth to water per m3/h pumped")
+    summer_decline_m: float = Field(description="seasonal drop of the rest level by mid-July")
+    delivery_head_m: float = Field(description="lift from the wellhead to the tank inlet, m")
 
 
 class Tank(BaseModel):
@@ -58,7 +75,7 @@ class Branch(BaseModel):
 class Dma(BaseModel):
     id: str
     village: str
-    inflow_meter: str
+    inflow_meter: str = Field(description="device id of the bulk meter at the DMA inlet")
     mains_km: float
     branches: list[Branch]
     connections: int
@@ -75,12 +92,13 @@ class Household(BaseModel):
     monitored: bool = Field(description="on the social monitoring list: never cut off")
     meter: str = Field(description="14-digit CJ/T 188 address")
     initial_balance_yuan: float
+    tariff_yuan_m3: float
 
 
 class Analyser(BaseModel):
     id: str
     village: str
-    site: str = Field(description="'outlet' (scheme outlet) or 'tap'")
+    site: Literal["outlet", "tap"] = Field(description="scheme outlet or a household tap")
     parameters: list[str]
 
 
@@ -91,6 +109,9 @@ class Gateway(BaseModel):
 
 class County(BaseModel):
     seed: int
+    utc_offset_hours: float = Field(
+        default=8.0, description="local time = UTC + this (China Standard Time, no DST); "
+        "demand follows local time, so the night minimum is 02:00-04:00 local")
     tariff_yuan_m3: float = 3.0
     townships: list[Township]
     villages: list[Village]
@@ -111,57 +132,75 @@ class County(BaseModel):
 
 
 def build_county(
-    seed: int, villages: int, households_per_village: int | None = None
+    seed: int, villages: int, households_per_village: int | None = None, *,
+    tariff_yuan_m3: float = 3.0, monitored_tariff_yuan_m3: float = 2.0,
+    monitored_share: float = 0.1, utc_offset_hours: float = 8.0,
 ) -> County:
-    """A county of ``villages`` villages; ``households_per_village`` None draws ~300 each."""
+    """A county of ``villages`` villages; ``households_per_village`` None draws ~300 each.
+
+    Deterministic for a seed. Monitored (at-risk) households, about ``monitored_share`` of
+    them, pay a subsidised tariff.
+    """
     if villages < 1:
         raise ValueError("a county needs at least one village")
+    if households_per_village is not None and households_per_village < 1:
+        raise ValueError("a village needs at least one household")
     rng = np.random.default_rng(seed)
     n_townships = max(1, min(12, round(villages / 16.5)))
     townships = [Township(id=f"t{t + 1:02d}", name=f"Township {t + 1}")
                  for t in range(n_townships)]
-    county: dict[str, list] = {k: [] for k in
-                               ("villages", "wells", "tanks", "dmas", "households",
-                                "analysers", "gateways")}
+    parts: dict[str, list] = {k: [] for k in
+                              ("villages", "wells", "tanks", "dmas", "households",
+                               "analysers", "gateways")}
     meter_serial = 0
     for v in range(villages):
         vid = f"v{v + 1:03d}"
         n_hh = households_per_village or int(np.clip(rng.normal(300, 80), 60, 520))
         persons = np.clip(rng.poisson(2.0, n_hh) + 1, 1, 7)
-        monitored = rng.random(n_hh) < 0.1
-        county["villages"].append(Village(
+        monitored = rng.random(n_hh) < monitored_share
+        parts["villages"].append(Village(
             id=vid, name=f"Village {v + 1}", township=townships[v % n_townships].id,
             population=int(persons.sum()), households=n_hh,
-            monitored_households=int(monitored.sum()),
+            monitored_households=int(monitored.sum()), gateway=f"gw-{vid}",
         ))
         mean_demand_m3h = float(persons.sum()) * BASE_LPCD / 1000 / 24
-        county["wells"].extend(_wells(rng, vid, mean_demand_m3h))
-        county["tanks"].append(Tank(id=f"tank-{vid}", village=vid,
-                                    capacity_m3=round(max(30.0, mean_demand_m3h * 24), 1),
-                                    height_m=round(float(rng.uniform(3.0, 4.5)), 2)))
-        dma_id = f"dma-{vid}"
-        n_branches = int(rng.integers(3, 8))
-        branches = [Branch(id=f"{dma_id}-b{b + 1}", dma=dma_id,
-                           length_km=round(float(rng.uniform(0.3, 2.0)), 2))
-                    for b in range(n_branches)]
-        county["dmas"].append(Dma(
-            id=dma_id, village=vid, inflow_meter=f"inflow-{vid}",
-            mains_km=round(float(rng.uniform(1.0, 5.0)), 2), branches=branches,
-            connections=n_hh, avg_pressure_m=round(float(rng.uniform(18, 35)), 1),
-            background_leak_m3h=round(mean_demand_m3h * float(rng.uniform(0.05, 0.12)), 3),
-        ))
-        branch_of = rng.integers(0, n_branches, n_hh)
+        parts["wells"].extend(_wells(rng, vid, mean_demand_m3h))
+        # Storage for most of a day's mean demand.
+        storage = mean_demand_m3h * 24 * float(rng.uniform(0.6, 1.0))
+        parts["tanks"].append(Tank(id=f"tank-{vid}", village=vid,
+                                   capacity_m3=round(max(10.0, storage), 1),
+                                   height_m=round(float(rng.uniform(3.0, 4.5)), 2)))
+        dma = _dma(rng, vid, n_hh, mean_demand_m3h)
+        parts["dmas"].append(dma)
+        branch_of = rng.integers(0, len(dma.branches), n_hh)
         for h in range(n_hh):
             meter_serial += 1
-            county["households"].append(Household(
-                id=f"{vid}-h{h + 1:04d}", village=vid, dma=dma_id,
-                branch=branches[branch_of[h]].id, persons=int(persons[h]),
-                monitored=bool(monitored[h]), meter=f"7833{meter_serial:010d}",
+            parts["households"].append(Household(
+                id=f"{vid}-h{h + 1:04d}", village=vid, dma=dma.id,
+                branch=dma.branches[branch_of[h]].id, persons=int(persons[h]),
+                monitored=bool(monitored[h]), meter=f"{METER_PREFIX}{meter_serial:010d}",
                 initial_balance_yuan=round(float(rng.uniform(20, 200)), 2),
+                tariff_yuan_m3=monitored_tariff_yuan_m3 if monitored[h] else tariff_yuan_m3,
             ))
-        county["analysers"].extend(_analysers(v, vid))
-        county["gateways"].append(Gateway(id=f"gw-{vid}", village=vid))
-    return County(seed=seed, townships=townships, **county)
+        parts["analysers"].extend(_analysers(v, vid))
+        parts["gateways"].append(Gateway(id=f"gw-{vid}", village=vid))
+    return County(seed=seed, utc_offset_hours=utc_offset_hours, tariff_yuan_m3=tariff_yuan_m3,
+                  townships=townships, **parts)
+
+
+def _dma(rng: np.random.Generator, vid: str, n_hh: int, mean_demand_m3h: float) -> Dma:
+    dma_id = f"dma-{vid}"
+    n_branches = int(rng.integers(3, 8))
+    branches = [Branch(id=f"{dma_id}-b{b + 1}", dma=dma_id,
+                       length_km=round(float(rng.uniform(0.3, 2.0)), 2))
+                for b in range(n_branches)]
+    return Dma(
+        id=dma_id, village=vid, inflow_meter=f"inflow-{vid}",
+        mains_km=round(float(rng.uniform(1.0, 5.0)), 2), branches=branches,
+        connections=n_hh, avg_pressure_m=round(float(rng.uniform(18, 35)), 1),
+        # 5-12% of supply: around the CJJ 92-2016 grades, so some DMAs are above them.
+        background_leak_m3h=round(mean_demand_m3h * float(rng.uniform(0.05, 0.12)), 3),
+    )
 
 
 def _wells(rng: np.random.Generator, vid: str, mean_demand_m3h: float) -> list[Well]:
@@ -173,22 +212,23 @@ def _wells(rng: np.random.Generator, vid: str, mean_demand_m3h: float) -> list[W
         rated = mean_demand_m3h * 24 * 2.2 / allowed / count
         static = float(rng.uniform(25, 60))
         wells.append(Well(
-            id=f"pump-{vid}-{w + 1}", village=vid, rated_flow_m3h=round(max(rated, 3.0), 2),
+            id=f"pump-{vid}-{w + 1}", village=vid, rated_flow_m3h=round(max(rated, 2.0), 2),
             allowed_hours_per_day=round(allowed, 1), static_level_m=round(static, 1),
             intake_depth_m=round(static + float(rng.uniform(15, 30)), 1),
             drawdown_m_per_m3h=round(float(rng.uniform(0.3, 0.6)), 3),
             summer_decline_m=round(float(rng.uniform(1.0, 4.0)), 2),
+            delivery_head_m=round(float(rng.uniform(15, 40)), 1),
         ))
     return wells
 
 
 def _analysers(v: int, vid: str) -> list[Analyser]:
+    """Every sixth scheme has an outlet analyser, every twelfth village a tap analyser too."""
     found = []
     if v % 6 == 0:
         found.append(Analyser(id=f"aq-{vid}-outlet", village=vid, site="outlet",
-                              parameters=["turbidity_ntu", "free_chlorine_mgl", "ph",
-                                          "conductivity_uscm", "temperature_c"]))
-    if v % 12 == 3:
+                              parameters=list(ALL_PARAMETERS)))
+    if v % 12 == 0:
         found.append(Analyser(id=f"aq-{vid}-tap", village=vid, site="tap",
-                              parameters=["turbidity_ntu", "free_chlorine_mgl"]))
+                              parameters=list(TAP_PARAMETERS)))
     return found
