@@ -42,7 +42,8 @@ class ModbusReadError(Exception):
 class ModbusTcpConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["modbus_tcp"] = "modbus_tcp"
+    type: Literal["modbus_tcp"] = "modbus_tcp"
+    name: str = Field(default="", description="how devices name their link")
     host: str
     port: int = Field(default=502, ge=1, le=65535)
     timeout_s: float = Field(default=2.0, gt=0)
@@ -51,7 +52,8 @@ class ModbusTcpConfig(BaseModel):
 class ModbusRtuConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["modbus_rtu"] = "modbus_rtu"
+    type: Literal["modbus_rtu"] = "modbus_rtu"
+    name: str = Field(default="", description="how devices name their link")
     port: str = Field(description="serial device, e.g. /dev/ttyUSB0")
     baudrate: int = 9600
     bytesize: Literal[7, 8] = 8
@@ -60,7 +62,7 @@ class ModbusRtuConfig(BaseModel):
     timeout_s: float = Field(default=1.0, gt=0)
 
 
-ModbusLinkConfig = Annotated[ModbusTcpConfig | ModbusRtuConfig, Field(discriminator="kind")]
+ModbusLinkConfig = Annotated[ModbusTcpConfig | ModbusRtuConfig, Field(discriminator="type")]
 
 
 def make_client(config: ModbusTcpConfig | ModbusRtuConfig) -> ModbusBaseSyncClient:

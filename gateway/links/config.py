@@ -14,7 +14,8 @@ from gateway.links.tcp import TcpLink
 class TcpLinkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["tcp"] = "tcp"
+    type: Literal["tcp"] = "tcp"
+    name: str = Field(default="", description="how devices name their link")
     host: str
     port: int = Field(ge=1, le=65535)
     connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -25,7 +26,8 @@ class SerialLinkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["serial"] = "serial"
+    type: Literal["serial"] = "serial"
+    name: str = Field(default="", description="how devices name their link")
     port: str = Field(description="/dev/ttyUSB0, or a pyserial URL such as socket://host:port")
     baudrate: int = 2400
     bytesize: Literal[5, 6, 7, 8] = 8
@@ -33,7 +35,7 @@ class SerialLinkConfig(BaseModel):
     stopbits: Literal[1, 1.5, 2] = 1
 
 
-LinkConfig = Annotated[TcpLinkConfig | SerialLinkConfig, Field(discriminator="kind")]
+LinkConfig = Annotated[TcpLinkConfig | SerialLinkConfig, Field(discriminator="type")]
 
 
 def make_link(config: TcpLinkConfig | SerialLinkConfig) -> Link:
