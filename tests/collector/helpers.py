@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from common.contract import Channel, MeterReading, TelemetryMessage, topic
+from common.contract import Channel, MeterReading, Reading, TelemetryMessage, topic
 from common.localservices import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def meter_messages(
     for number in range(messages_per_gateway):
         for g in range(gateways):
             gateway = f"gw-t{g:03d}"
-            readings = [
+            readings: list[Reading] = [
                 MeterReading(
                     device=f"m{g:03d}{r:05d}", time=start + timedelta(seconds=number),
                     village=f"v{g:03d}", dma=f"dma-v{g:03d}", volume_m3=number * 0.01 + r,

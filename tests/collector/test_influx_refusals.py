@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from collector.service import Collector, build_mqtt_client
-from common.contract import Channel, MeterReading, TankReading, TelemetryMessage, topic
+from common.contract import (
+    Channel,
+    MeterReading,
+    Reading,
+    TankReading,
+    TelemetryMessage,
+    topic,
+)
 from common.influx import InfluxClient
 from common.localservices import InfluxDB
 from common.schema import to_millis
@@ -23,11 +30,13 @@ def test_a_point_influxdb_refuses_is_dead_lettered_with_its_reason_and_the_rest_
     taken = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     # Someone wrote level_m as a string into this shard: InfluxDB now refuses float level_m.
     influx.write_lines([f'tank,device=seed level_m="broken" {to_millis(taken)}'])
-    mixed = TelemetryMessage(gateway="gw-mix", seq=0, sent_at=taken, readings=[
+    readings: list[Reading] = [
         MeterReading(device=f"m{i}", time=taken, village="v001", volume_m3=1.0 + i,
                      valve="open")
         for i in range(7)
-    ] + [TankReading(device="tank-v001", time=taken, village="v001", level_m=2.5)])
+    ]
+    readings.append(TankReading(device="tank-v001", time=taken, village="v001", level_m=2.5))
+    mixed = TelemetryMessage(gateway="gw-mix", seq=0, sent_at=taken, readings=readings)
     publisher.publish(topic("gw-mix", Channel.TELEMETRY), mixed.model_dump_json())
     sent = 7 + publisher.publish_all(meter_messages(gateways=2, messages_per_gateway=5,
                                                     readings_per_message=3))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ TOTAL = GATEWAYS * MESSAGES * READINGS
 
 
 def publish_with_outage(
-    publisher: Publisher, outage: callable, at_message: int = 100, pace_s: float = 0.03
+    publisher: Publisher, outage: Callable[[], None], at_message: int = 100, pace_s: float = 0.03
 ) -> threading.Thread:
     """Publish the stream in the background, starting ``outage`` when message N goes out."""
 
