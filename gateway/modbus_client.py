@@ -81,7 +81,7 @@ def read_block(client: ModbusBaseSyncClient, spec: BlockSpec, unit_id: int) -> R
         "holding": client.read_holding_registers, "input": client.read_input_registers,
         "coil": client.read_coils, "discrete": client.read_discrete_inputs,
     }
-    if not client.connected and not client.connect():
+    if not client.connect():  # no-op while connected; reconnects after a drop
         raise ModbusReadError(f"cannot connect to {client}", no_answer=True)
     try:
         response = readers[spec.table](spec.start, count=spec.count, device_id=unit_id)

@@ -63,6 +63,7 @@ from gateway.sink import ReadingSink
 log = logging.getLogger(__name__)
 
 Address = Annotated[str, Field(pattern=r"^[0-9]{14}$")]
+Severity = Literal["info", "warning", "critical"]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -249,7 +250,7 @@ def _utc_now() -> datetime:
 
 
 # Conditions a reading shows that the bureau is told about when they start and clear.
-_CONDITIONS: dict[str, tuple[str, Callable[[Reading], bool]]] = {
+_CONDITIONS: dict[str, tuple[Severity, Callable[[Reading], bool]]] = {
     "valve_closed": ("warning", lambda r: isinstance(r, MeterReading) and r.valve == "closed"),
     "valve_fault": ("critical", lambda r: isinstance(r, MeterReading) and r.valve == "fault"),
     "low_battery": ("warning", lambda r: isinstance(r, MeterReading) and r.battery_low),
@@ -353,7 +354,7 @@ class LinkPoller:
         self.stats.silent_polls += 1
         return PollResult.SILENT
 
-    def _event(self, device: DeviceConfig, code: str, severity: str, active: bool,
+    def _event(self, device: DeviceConfig, code: str, severity: Severity, active: bool,
                message: str) -> DeviceEvent:
         return DeviceEvent(device=device.id, device_kind=device.kind, time=self._clock(),
                            village=device.village, dma=device.dma, code=code,
@@ -560,7 +561,8 @@ def build_pollers(
     unknown = sorted({c.link for c in configs} - set(names))
     if unknown:
         raise PollerConfigError(f"devices name links that are not configured: {unknown}")
-    pollers, closers = [], []
+    pollers: list[LinkPoller] = []
+    closers: list[Callable[[], None]] = []
     for spec in specs:
         members = [c for c in configs if c.link == spec.name]
         driver = _driver(spec, members, defaults or PollDefaults(), closers)

@@ -21,13 +21,13 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gateway.modbus_profiles import DeviceProfile, encode_image
-from gateway.modbus_profiles.profile import BIT_TABLES, READING_MODELS
+from gateway.modbus_profiles.profile import BIT_TABLES, READING_MODELS, Table
 
 log = logging.getLogger(__name__)
 
 Value = bool | int | float
 ValuesSource = Callable[[], Mapping[str, Value] | None]
-_TABLE_OF_FUNCTION = {3: "holding", 4: "input"}
+_TABLE_OF_FUNCTION: dict[int, Table] = {3: "holding", 4: "input"}
 _TABLE_SLOT = {"holding": 2, "input": 3}
 
 

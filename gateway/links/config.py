@@ -32,7 +32,7 @@ class SerialLinkConfig(BaseModel):
     baudrate: int = 2400
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Literal["N", "E", "O", "M", "S"] = "E"
-    stopbits: Literal[1, 1.5, 2] = 1
+    stopbits: Literal[1, 2] = 1
 
 
 LinkConfig = Annotated[TcpLinkConfig | SerialLinkConfig, Field(discriminator="type")]

@@ -309,3 +309,32 @@ def test_poller_config_refuses_devices_on_links_that_cannot_carry_them(site: Sit
     with pytest.raises(PollerConfigError, match="not valid"):
         build_pollers(village="v001", dma=None,
                       devices=[{"device": "m1", "kind": "meter", "link": "mbus"}], links=links)
+
+
+def test_pump_drive_that_goes_away_is_reported_offline_and_online_when_it_is_back() -> None:
+    field = SimulatedField.build(seed=34, villages=1, households_per_village=1, start=START)
+    well = field.county.wells[0].id
+    port = free_port()
+
+    def drive() -> ModbusDeviceServer:
+        return ModbusDeviceServer([SimulatedModbusDevice(1, PUMP, lambda: field.pump(well))],
+                                  port=port)
+
+    sink = CollectingSink()
+    group = build_pollers(
+        village="v001", dma=None, defaults=FAST,
+        devices=[{"device": well, "kind": "pump", "link": "plc", "unit": 1,
+                  "model": PUMP.name}],
+        links=[{"name": "plc", "type": "modbus_tcp", "host": "127.0.0.1", "port": port}])
+    group.attach(sink)
+    try:
+        with drive():
+            assert group.poll_now(well) == f"{well}: ok"
+        assert group.poll_now(well) == f"{well}: silent"
+        with drive():
+            assert group.poll_now(well) == f"{well}: ok"
+    finally:
+        group.close()
+    assert [(e.code, e.active, e.device_kind) for e in sink.events] == [
+        ("offline", True, "pump"), ("offline", False, "pump")]
+    assert len(sink.of(well)) == 2
