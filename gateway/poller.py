@@ -32,6 +32,7 @@ from gateway.cjt188 import (
     Cjt188Error,
     Cjt188MeterError,
     MeterModel,
+    MeterModelError,
     ValveReply,
     decode_metering,
     decode_purchase,
@@ -57,7 +58,7 @@ from gateway.modbus_client import (
     make_client,
     read_device,
 )
-from gateway.modbus_profiles import DeviceProfile, get_profile
+from gateway.modbus_profiles import DeviceProfile, ModbusProfileError, get_profile
 from gateway.sink import ReadingSink
 
 log = logging.getLogger(__name__)
@@ -551,8 +552,11 @@ def build_pollers(
     """
     try:
         specs = [_LINK_SPEC.validate_python(dict(link)) for link in links]
-        configs = [DeviceConfig.model_validate({"village": village, "dma": dma, **entry})
-                   for entry in devices]
+        # Keys left empty in the file (None, "") take the gateway's defaults.
+        configs = [DeviceConfig.model_validate(
+            {"village": village, "dma": dma,
+             **{key: value for key, value in entry.items() if value not in (None, "")}})
+            for entry in devices]
     except ValidationError as exc:
         raise PollerConfigError(f"gateway devices or links are not valid: {exc}") from exc
     names = [spec.name for spec in specs]
@@ -561,6 +565,7 @@ def build_pollers(
     unknown = sorted({c.link for c in configs} - set(names))
     if unknown:
         raise PollerConfigError(f"devices name links that are not configured: {unknown}")
+    _check_models(configs)
     pollers: list[LinkPoller] = []
     closers: list[Callable[[], None]] = []
     for spec in specs:
@@ -584,3 +589,15 @@ def _driver(spec: TcpLinkConfig | SerialLinkConfig | ModbusTcpConfig | ModbusRtu
     link = make_link(spec)
     closers.append(link.close)
     return MeterDriver(MeterBus(link), read_balance=defaults.read_balance)
+
+
+def _check_models(configs: Sequence[DeviceConfig]) -> None:
+    """Every meter model and Modbus profile a device names must exist before polling starts."""
+    for config in configs:
+        try:
+            if config.kind == "meter":
+                get_model(config.model or "default")
+            else:
+                get_profile(config.model or "")
+        except (MeterModelError, ModbusProfileError) as exc:
+            raise PollerConfigError(f"device {config.id}: {exc}") from exc

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from pymodbus.client import ModbusTcpClient
 
 from common.localservices import free_port
@@ -30,6 +35,7 @@ from gateway.devices import (
     SimulatedModbusDevice,
 )
 from gateway.modbus_profiles import RegisterBlock, decode_blocks, get_profile, read_plan
+from gateway.poller import build_pollers
 from simulator.county import build_county
 from simulator.engine import CountySimulation
 from simulator.incidents import Incident
@@ -162,3 +168,40 @@ def test_modbus_server_serves_the_profile_registers_of_the_simulated_pump_and_an
                                                           rel=1e-6)
     # The tap analyser has no pH probe: its register shows NaN, "not measured".
     assert math.isnan(analyser["ph"])
+
+
+def test_device_simulator_cli_serves_a_village_that_its_gateway_config_lets_pollers_read(
+        tmp_path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.devices", "--villages", "1",
+         "--households-per-village", "3", "--noise", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip() == "ready":
+                break
+        config = yaml.safe_load((tmp_path / "gw-v001.yaml").read_text())
+        sink_readings: list = []
+
+        class Sink:
+            def put_readings(self, readings) -> None:
+                sink_readings.extend(readings)
+
+            def put_events(self, events) -> None:
+                raise AssertionError(f"no events expected: {events}")
+
+        group = build_pollers(village=config["village"], dma=config["dma"],
+                              devices=config["devices"], links=config["links"])
+        group.attach(Sink())
+        try:
+            summary = group.poll_now(None)
+        finally:
+            group.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        process.stdout.close()
+    assert summary == f"{len(config['devices'])} ok"
+    assert {r.device for r in sink_readings} == {d["device"] for d in config["devices"]}

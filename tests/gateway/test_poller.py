@@ -309,6 +309,10 @@ def test_poller_config_refuses_devices_on_links_that_cannot_carry_them(site: Sit
     with pytest.raises(PollerConfigError, match="not valid"):
         build_pollers(village="v001", dma=None,
                       devices=[{"device": "m1", "kind": "meter", "link": "mbus"}], links=links)
+    unknown_profile = [dict(d, model="no-such-drive") if d["kind"] == "pump" else d
+                       for d in devices]
+    with pytest.raises(PollerConfigError, match="no-such-drive"):
+        build_pollers(village="v001", dma=None, devices=unknown_profile, links=links)
 
 
 def test_pump_drive_that_goes_away_is_reported_offline_and_online_when_it_is_back() -> None:
