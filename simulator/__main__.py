@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from common.settings import get_settings
+from simulator.incidents import ScenarioError
 from simulator.publisher import Progress, build_client, connect
 from simulator.session import RunPlan, run
 
@@ -61,9 +62,14 @@ def main(argv: list[str] | None = None) -> None:
                    single_reading=args.single_reading, scenario=args.scenario,
                    no_incidents=args.no_incidents, missing_rate=args.missing_rate)
     client = build_client(settings.mqtt, client_id=f"simulator-{args.seed}")
-    connect(client, settings.mqtt)
+    try:
+        connect(client, settings.mqtt)
+    except ConnectionError as exc:
+        raise SystemExit(f"simulator: {exc}") from exc
     try:
         result = run(plan, client, progress=_print_progress)
+    except ScenarioError as exc:
+        raise SystemExit(f"simulator: {exc}") from exc
     finally:
         client.disconnect()
         client.loop_stop()

@@ -134,6 +134,7 @@ class CountySimulation:
         n_v = len(county.villages)
         hh = county.households
         self.hh_ix = {h.id: i for i, h in enumerate(hh)}
+        self.meter_ix = {h.meter: i for i, h in enumerate(hh)}
         self.hh_village = np.array([self.village_ix[h.village] for h in hh])
         self.hh_persons = np.array([h.persons for h in hh], dtype=float)
         self.hh_tariff = np.array([h.tariff_yuan_m3 for h in hh])
@@ -178,6 +179,7 @@ class CountySimulation:
         self.tamper = np.zeros(n_h, dtype=bool)
         self.offline = np.zeros(n_h, dtype=bool)
         self.hold_zero = np.zeros(n_h, dtype=bool)
+        self.remote_closed = np.zeros(n_h, dtype=bool)
         self.clock_offset_s = rng.normal(0, 40, n_h)
         self.clock_drift_s_per_day = rng.normal(0, 0.5, n_h)
         self.inflow_volume = rng.uniform(1e4, 1e5, n_v)
@@ -224,6 +226,13 @@ class CountySimulation:
         village = self.village_ix[target]
         return _Resolved(incident, village, [village],
                          list(np.flatnonzero(self.an_village == village)))
+
+    def command_valve(self, meter: str, open_valve: bool) -> None:
+        """A bureau valve command (CJ/T 188 A017) reaching a meter, effective at the next step.
+
+        Close holds the valve closed until an open command; open hands the valve back to
+        the prepaid logic (a zero balance keeps it closed)."""
+        self.remote_closed[self.meter_ix[meter]] = not open_valve
 
     # ------------------------------------------------------------------ stepping
 
@@ -425,7 +434,7 @@ class CountySimulation:
                 battery_dead[item.index] = self.battery_low_h[item.index] >= \
                     item.incident.magnitude
         self.battery_low_h[self.battery_low] += STEP_H
-        should_open = (self.balance > 0) & ~self.tamper & ~battery_dead
+        should_open = (self.balance > 0) & ~self.tamper & ~battery_dead & ~self.remote_closed
         closing = np.flatnonzero(self.valve_open & ~should_open)
         opening = np.flatnonzero(~self.valve_open & should_open)
         self.valve_open[closing] = False

@@ -62,7 +62,10 @@ def connect(client: mqtt.Client, settings: MqttSettings, timeout_s: float = 30,
 
     def on_disconnect(client: mqtt.Client, userdata: object, flags: object, reason: object,
                       properties: object) -> None:
-        log.warning("MQTT connection lost (%s); paho reconnects and re-sends", reason)
+        if getattr(reason, "is_failure", True):
+            log.warning("MQTT connection lost (%s); paho reconnects and re-sends", reason)
+        else:
+            log.info("disconnected from the MQTT broker")
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect

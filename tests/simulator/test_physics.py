@@ -234,3 +234,18 @@ def test_an_incident_on_an_unknown_target_is_refused() -> None:
     with pytest.raises(ScenarioError, match="no branch"):
         CountySimulation(county, [Incident(kind="burst", target="dma-v009-b1", start=START)],
                          START, 1)
+
+
+def test_a_remote_close_command_holds_the_valve_until_an_open_command() -> None:
+    county = build_county(2, 1, 10)
+    meter = county.households[5].meter
+    simulation = CountySimulation(county, [], START, 1)
+    simulation.step()
+    simulation.command_valve(meter, open_valve=False)
+    closed = [simulation.step() for _ in range(12)]
+    assert not any(s.valve_open[5] for s in closed)
+    assert [(e.code, e.active) for e in closed[0].events] == [("valve_closed", True)]
+    simulation.command_valve(meter, open_valve=True)
+    reopened = simulation.step()
+    assert reopened.valve_open[5]
+    assert [(e.code, e.active) for e in reopened.events] == [("valve_closed", False)]
