@@ -33,6 +33,7 @@ from gateway.cjt188 import (
     Cjt188MeterError,
     MeterModel,
     MeterModelError,
+    PurchaseData,
     ValveReply,
     decode_metering,
     decode_purchase,
@@ -148,6 +149,7 @@ class MeterDriver:
         self.bus = bus
         self._models = dict(models or {})
         self.read_balance = read_balance
+        self._ser = 0
 
     def model_of(self, device: DeviceConfig) -> MeterModel:
         name = device.model or "default"
@@ -155,18 +157,19 @@ class MeterDriver:
             self._models[name] = get_model(name)
         return self._models[name]
 
+    def _next_ser(self) -> int:
+        # A new SER per request, so a late reply to an earlier request is never taken.
+        self._ser = (self._ser + 1) % 256
+        return self._ser
+
     def read(self, device: DeviceConfig, *, timeout_s: float, time: datetime) -> MeterReading:
         model = self.model_of(device)
         address = device.address or ""
         try:
-            metering = decode_metering(
-                self.bus.transact(metering_request(address, model), model, timeout_s=timeout_s),
-                model)
-            purchase = None
-            if self.read_balance:
-                purchase = decode_purchase(
-                    self.bus.transact(purchase_request(address, model), model,
-                                      timeout_s=timeout_s), model)
+            metering = decode_metering(self.bus.transact(
+                metering_request(address, model, ser=self._next_ser()), model,
+                timeout_s=timeout_s), model)
+            purchase = self._purchase(device, model, timeout_s) if self.read_balance else None
             return to_meter_reading(metering, device=device.id, village=device.village,
                                     dma=device.dma, time=time, clock_tz=model.clock_tz,
                                     purchase=purchase)
@@ -175,9 +178,22 @@ class MeterDriver:
         except (Cjt188Error, ValidationError) as exc:
             raise DeviceAnswerError(f"meter {device.id}: {exc}") from exc
 
+    def _purchase(self, device: DeviceConfig, model: MeterModel,
+                  timeout_s: float) -> PurchaseData | None:
+        """The balance (DI 8105), or None when the meter cannot give it this time: the
+        volume and valve state it just gave are worth sending without it."""
+        request = purchase_request(device.address or "", model, ser=self._next_ser())
+        try:
+            return decode_purchase(self.bus.transact(request, model, timeout_s=timeout_s),
+                                   model)
+        except (NoReplyError, Cjt188Error) as exc:
+            log.info("meter %s: no balance this time: %s", device.id, exc)
+            return None
+
     def set_valve(self, device: DeviceConfig, open_valve: bool, *, timeout_s: float) -> ValveReply:
         model = self.model_of(device)
-        request = valve_request(device.address or "", model, open_valve=open_valve)
+        request = valve_request(device.address or "", model, open_valve=open_valve,
+                                ser=self._next_ser())
         try:
             reply = decode_reply(self.bus.transact(request, model, timeout_s=timeout_s), model)
         except (NoReplyError, LinkError) as exc:
@@ -334,7 +350,7 @@ class LinkPoller:
                     answered, error = True, str(exc)
                 self.stats.attempts_failed += 1
                 log.info("%s: %s attempt %d failed: %s", self.name, device.id, attempt, error)
-        return self._record(sink, state, answered, reading, error)
+            return self._record(sink, state, answered, reading, error)
 
     def _record(self, sink: ReadingSink, state: _DeviceState, answered: bool,
                 reading: Reading | None, error: str) -> PollResult:
