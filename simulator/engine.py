@@ -107,7 +107,8 @@ class _Resolved:
 class CountySimulation:
     """Deterministic for a given county, incidents, start time and seed.
 
-    Incidents get their measured ``effect`` filled in as the simulation runs.
+    The incidents' ``effect`` is cleared here and filled in as the simulation runs, so it
+    always describes this run (the ground truth written to ``incidents.json``).
     """
 
     def __init__(self, county: County, incidents: list[Incident], start: datetime,
@@ -115,6 +116,8 @@ class CountySimulation:
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
         check_targets(county, incidents)
+        for incident in incidents:
+            incident.effect.clear()
         self.county = county
         self.incidents = incidents
         self.start = start

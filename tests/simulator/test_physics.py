@@ -249,3 +249,23 @@ def test_a_remote_close_command_holds_the_valve_until_an_open_command() -> None:
     reopened = simulation.step()
     assert reopened.valve_open[5]
     assert [(e.code, e.active) for e in reopened.events] == [("valve_closed", False)]
+
+
+def test_balances_fall_with_use_close_the_valve_at_zero_and_top_ups_reopen_it() -> None:
+    county = build_county(5, 1, 40)
+    simulation = CountySimulation(county, [], START, 5)
+    simulation.balance[:10] = 0.05  # a few buckets of water left
+    states = list(simulation.states(START + timedelta(days=4)))
+    balance = np.array([s.balance_yuan for s in states])
+    volume = np.array([s.meter_volume_m3 for s in states])
+    tariff = np.array([h.tariff_yuan_m3 for h in county.households])
+    used = np.diff(volume, axis=0) * tariff
+    topped = np.diff(balance, axis=0) > 0
+    # Without a top-up, the balance falls by exactly the registered volume times the tariff.
+    assert np.allclose(np.diff(balance, axis=0)[~topped], -used[~topped])
+    valve = np.array([s.valve_open for s in states])
+    closed_some_time = ~valve[:, :10].all(axis=0)
+    assert closed_some_time.sum() >= 5
+    assert np.all(balance[~valve] <= 0)
+    assert topped[:, :10].any(axis=0).sum() >= 5
+    assert valve[-1, :10].sum() >= 5  # most have paid and have water again
