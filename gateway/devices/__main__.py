@@ -15,6 +15,7 @@ import signal
 import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,12 @@ def _village_servers(field: SimulatedField, village: str, stack: ExitStack,
     wells = [w.id for w in county.wells if w.village == village]
     analysers = [a.id for a in county.analysers if a.village == village]
     for unit, well in enumerate(wells, start=1):
-        sim_devices.append(SimulatedModbusDevice(unit, pump, lambda w=well: field.pump(w)))
+        sim_devices.append(SimulatedModbusDevice(unit, pump, partial(field.pump, well)))
         devices.append({"device": well, "kind": "pump", "model": PUMP_PROFILE, "link": "plc",
                         "unit": unit})
     for unit, analyser_id in enumerate(analysers, start=len(wells) + 1):
         sim_devices.append(SimulatedModbusDevice(unit, analyser,
-                                                 lambda a=analyser_id: field.analyser(a)))
+                                                 partial(field.analyser, analyser_id)))
         devices.append({"device": analyser_id, "kind": "quality", "model": ANALYSER_PROFILE,
                         "link": "plc", "unit": unit})
     port = free_port()

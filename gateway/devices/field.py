@@ -36,10 +36,10 @@ class SimulatedField:
     Device simulators answer from their own threads (socket handlers, the pymodbus event
     loop) while a test or demo advances time, so every access takes one lock.
 
-    A remote valve command holds the household's valve where the bureau put it: the engine
-    knows only the prepaid logic (shut at zero balance, open after a top-up), so the field
-    re-applies remote commands around every step, and the closed valve stops the household's
-    consumption in the physics like a prepaid closure does.
+    A remote valve command goes to the engine (``CountySimulation.command_valve``: a close
+    holds until an open, an open hands the valve back to the prepaid logic) and moves the
+    valve at once, as a meter's motor does within seconds, so the meter's reply already
+    shows it.
     """
 
     def __init__(self, simulation: CountySimulation) -> None:
@@ -49,7 +49,6 @@ class SimulatedField:
         self._meter_ix = {h.meter: i for i, h in enumerate(county.households)}
         self._well_ix = {w.id: i for i, w in enumerate(county.wells)}
         self._analyser_ix = {a.id: i for i, a in enumerate(county.analysers)}
-        self._remote_valves: dict[int, bool] = {}
         self.states: DeviceStates = simulation.step()  # devices show the end of a step
 
     @classmethod
@@ -67,14 +66,7 @@ class SimulatedField:
         """Run the physics ``steps`` 5-minute steps forward."""
         with self._lock:
             for _ in range(steps):
-                self._hold_remote_valves(self.simulation.valve_open)
                 self.states = self.simulation.step()
-                self._hold_remote_valves(self.simulation.valve_open)
-                self._hold_remote_valves(self.states.valve_open)
-
-    def _hold_remote_valves(self, valve_open: object) -> None:
-        for index, is_open in self._remote_valves.items():
-            valve_open[index] = is_open  # type: ignore[index]
 
     # ------------------------------------------------------------------ meters
 
@@ -99,9 +91,13 @@ class SimulatedField:
     def command_valve(self, address: str, open_valve: bool) -> None:
         index = self._meter_ix[address]
         with self._lock:
-            self._remote_valves[index] = open_valve
-            self._hold_remote_valves(self.simulation.valve_open)
-            self._hold_remote_valves(self.states.valve_open)
+            self.simulation.command_valve(address, open_valve)
+            # An open command opens only where the prepaid logic allows it.
+            prepaid_allows = bool(self.states.balance_yuan[index] > 0
+                                  and not self.states.tamper[index])
+            is_open = open_valve and prepaid_allows
+            self.simulation.valve_open[index] = is_open
+            self.states.valve_open[index] = is_open
 
     # ------------------------------------------------------------------ Modbus devices
 

@@ -342,3 +342,23 @@ def test_pump_drive_that_goes_away_is_reported_offline_and_online_when_it_is_bac
     assert [(e.code, e.active, e.device_kind) for e in sink.events] == [
         ("offline", True, "pump"), ("offline", False, "pump")]
     assert len(sink.of(well)) == 2
+
+
+def test_a_meter_whose_balance_cannot_be_read_still_gives_its_reading() -> None:
+    field = SimulatedField.build(seed=35, villages=1, households_per_village=2, start=START)
+    meters = [h.meter for h in field.county.households]
+    # This meter's purchase reply has no status bytes, which the configured model expects.
+    other_firmware = MODEL.model_copy(update={"purchase_has_status": False})
+    with MeterBankServer(field, meters, other_firmware) as bank:
+        sink = CollectingSink()
+        link = TcpLink("127.0.0.1", bank.port)
+        poller = LinkPoller("mbus", MeterDriver(MeterBus(link)),
+                            [DeviceConfig(id=meters[0], kind="meter", village="v001",
+                                          address=meters[0])], sink, defaults=FAST)
+        try:
+            assert poller.poll_device(meters[0]) is PollResult.OK
+        finally:
+            link.close()
+    reading = sink.readings[0]
+    assert reading.balance_yuan is None
+    assert reading.volume_m3 == pytest.approx(field.meter(meters[0]).volume_m3, abs=0.01)
