@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -92,10 +93,13 @@ class ModbusDeviceServer:
     """A Modbus TCP server for simulated devices, run on its own thread and event loop."""
 
     def __init__(self, devices: list[SimulatedModbusDevice], *, host: str = "127.0.0.1",
-                 port: int) -> None:
+                 port: int, rtu: bool = False) -> None:
         for device in devices:
             _check_profile(device.profile)
         self.host, self.port = host, port
+        # rtu: RTU frames over the TCP stream, as a transparent serial-to-TCP converter
+        # passes an RS-485 line's traffic through.
+        self.framer = FramerType.RTU if rtu else FramerType.SOCKET
         sim_devices = [
             SimDevice(device.unit_id, simdata=_blocks(device.profile),
                       action=partial(_refresh, device))
@@ -114,7 +118,8 @@ class ModbusDeviceServer:
         return self
 
     async def _serve(self) -> None:
-        self._server = ModbusTcpServer(self._sim_devices, address=(self.host, self.port))
+        self._server = ModbusTcpServer(self._sim_devices, address=(self.host, self.port),
+                                       framer=self.framer)
         await self._server.serve_forever(background=True)
 
     def stop(self) -> None:

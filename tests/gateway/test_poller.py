@@ -362,3 +362,29 @@ def test_a_meter_whose_balance_cannot_be_read_still_gives_its_reading() -> None:
     reading = sink.readings[0]
     assert reading.balance_yuan is None
     assert reading.volume_m3 == pytest.approx(field.meter(meters[0]).volume_m3, abs=0.01)
+
+
+def test_drive_on_an_rs485_line_is_read_with_modbus_rtu_through_a_transparent_converter(
+) -> None:
+    field = SimulatedField.build(seed=36, villages=1, households_per_village=1, start=START)
+    well = field.county.wells[0].id
+    port = free_port()
+    sink = CollectingSink()
+    group = build_pollers(
+        village="v001", dma=None, defaults=FAST,
+        devices=[{"device": well, "kind": "pump", "link": "rs485", "unit": 3,
+                  "model": PUMP.name}],
+        # pyserial's socket:// URL stands in for the serial port: the RTU client is unchanged
+        links=[{"name": "rs485", "type": "modbus_rtu", "port": f"socket://127.0.0.1:{port}",
+                "baudrate": 9600}])
+    group.attach(sink)
+    server = ModbusDeviceServer([SimulatedModbusDevice(3, PUMP, lambda: field.pump(well))],
+                                port=port, rtu=True)
+    try:
+        with server:
+            assert group.poll_now(well) == f"{well}: ok"
+    finally:
+        group.close()
+    reading = sink.of(well)[0]
+    assert isinstance(reading, PumpReading)
+    assert reading.run_hours == round(field.pump(well)["run_hours"])
