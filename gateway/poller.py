@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pymodbus.client.base import ModbusBaseSyncClient
 
-from common.contract import DeviceEvent, Identifier, MeterReading, Reading
+from common.contract import DeviceEvent, Identifier, MeterReading, PumpReading, Reading
 from gateway.cjt188 import (
     Cjt188Error,
     Cjt188MeterError,
@@ -272,8 +272,7 @@ _CONDITIONS: dict[str, tuple[Severity, Callable[[Reading], bool]]] = {
     "valve_fault": ("critical", lambda r: isinstance(r, MeterReading) and r.valve == "fault"),
     "low_battery": ("warning", lambda r: isinstance(r, MeterReading) and r.battery_low),
     "tamper": ("critical", lambda r: isinstance(r, MeterReading) and r.tamper),
-    "pump_fault": ("critical", lambda r: getattr(r, "kind", "") == "pump"
-                   and getattr(r, "fault_code", 0) != 0),
+    "pump_fault": ("critical", lambda r: isinstance(r, PumpReading) and r.fault_code != 0),
 }
 
 
