@@ -31,6 +31,11 @@ from common.contract import Channel, DeviceEvent, EventMessage, Reading, Telemet
 
 log = logging.getLogger(__name__)
 
+# Recently stored rows are also kept in memory, so live telemetry is never read back from
+# disk; a backlog beyond this is read from SQLite.
+_RECENT_MAX_BYTES = 8 * 1024 * 1024
+_ACK_CHUNK = 500  # sequence numbers per DELETE statement (SQLite's parameter limit is higher)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     seq      INTEGER PRIMARY KEY,
@@ -88,11 +93,18 @@ class Outbox:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
+        # Checkpoint the WAL every ~16 MB instead of 4 MB: during a backlog most pages are
+        # deleted again soon after, and each checkpoint copies and syncs them.
+        self._db.execute("PRAGMA wal_autocheckpoint=4000")
         self._db.executescript(_SCHEMA)
         self._next_seq = self._load_next_seq()
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages").fetchone()
         self._rows, self._bytes = int(row[0]), int(row[1])
+        # Every stored row with seq >= _recent_from is also in _recent (seq order).
+        self._recent: dict[int, OutboxRow] = {}
+        self._recent_bytes = 0
+        self._recent_from = self._next_seq
         log.info("outbox %s: %d messages (%d bytes) waiting, next seq %d", path, self._rows,
                  self._bytes, self._next_seq)
 
@@ -160,6 +172,13 @@ class Outbox:
             self._db.execute("ROLLBACK")
             raise
         self._next_seq = seq + len(rows)
+        for number, channel_name, _, _, payload in kept:
+            self._recent[number] = OutboxRow(number, Channel(channel_name), payload)
+            self._recent_bytes += len(payload)
+        while self._recent_bytes > _RECENT_MAX_BYTES:
+            oldest = self._recent.pop(next(iter(self._recent)))
+            self._recent_bytes -= len(oldest.payload)
+            self._recent_from = oldest.seq + 1
         self._rows += len(kept) - freed[0]
         self._bytes += sum(len(row[4]) for row in kept) - freed[1]
         self.counters.messages_in += len(rows)
@@ -185,6 +204,7 @@ class Outbox:
             dropped_readings += readings
         cursor.close()
         self._db.executemany("DELETE FROM messages WHERE seq = ?", ((s,) for s in victims))
+        self._forget(victims)
         kept = rows
         if freed_bytes < excess:
             if routine:
@@ -210,6 +230,9 @@ class Outbox:
     def after(self, seq: int, limit: int) -> list[OutboxRow]:
         """Up to ``limit`` waiting messages with a sequence number above ``seq``, in order."""
         with self._lock:
+            if seq + 1 >= self._recent_from:
+                waiting = (row for row in self._recent.values() if row.seq > seq)
+                return [row for row, _ in zip(waiting, range(limit), strict=False)]
             found = self._db.execute(
                 "SELECT seq, channel, payload FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
                 (seq, limit)).fetchall()
@@ -217,21 +240,35 @@ class Outbox:
 
     def ack(self, seqs: Iterable[int]) -> None:
         """The broker has these: delete them (a seq already gone is ignored)."""
-        keys = [(seq,) for seq in seqs]
+        keys = list(seqs)
         if not keys:
             return
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                sizes = [row for key in keys for row in self._db.execute(
-                    "DELETE FROM messages WHERE seq = ? RETURNING LENGTH(payload)", key)]
+                rows = size = 0
+                for start in range(0, len(keys), _ACK_CHUNK):
+                    chunk = keys[start:start + _ACK_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    found = self._db.execute(
+                        "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages "
+                        f"WHERE seq IN ({marks})", chunk).fetchone()
+                    self._db.execute(f"DELETE FROM messages WHERE seq IN ({marks})", chunk)
+                    rows, size = rows + int(found[0]), size + int(found[1])
                 self._db.execute("COMMIT")
             except sqlite3.Error:
                 self._db.execute("ROLLBACK")
                 raise
-            self._rows -= len(sizes)
-            self._bytes -= sum(int(size[0]) for size in sizes)
-            self.counters.acked_messages += len(sizes)
+            self._rows -= rows
+            self._bytes -= size
+            self._forget(keys)
+            self.counters.acked_messages += rows
+
+    def _forget(self, seqs: Iterable[int]) -> None:
+        for seq in seqs:
+            row = self._recent.pop(seq, None)
+            if row is not None:
+                self._recent_bytes -= len(row.payload)
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (cheap, non-blocking) after every put."""

@@ -42,13 +42,15 @@ from common.contract import (
     topic,
 )
 from common.settings import GatewaySettings, MqttSettings
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, OutboxRow
 from gateway.sink import DeviceController
 
 log = logging.getLogger(__name__)
 
 _REMEMBERED_COMMANDS = 256
 _CONTROL_HEADROOM = 16
+_ACK_FLUSH_S = 0.05
+_FULL_WINDOW_POLL_S = 0.05
 
 
 def build_mqtt_client(mqtt_settings: MqttSettings, gateway: str) -> mqtt.Client:
@@ -126,7 +128,13 @@ class Uplink:
         self._acks: collections.deque[tuple[int, bool]] = collections.deque()
         self._inflight: dict[int, int] = {}  # mid -> seq; publisher thread only
         self._inflight_seqs: set[int] = set()
-        self._cursor = -1  # highest seq handed to paho by this process
+        self._acked: list[int] = []  # acknowledged, not yet deleted from the outbox
+        self._acked_seqs: set[int] = set()
+        self._acked_since = 0.0
+        self._cursor = -1  # highest seq read from the outbox by this process
+        self._ahead: collections.deque[OutboxRow] = collections.deque()
+        self._read_ahead = 4 * settings.max_inflight
+        self._wake_every = max(1, settings.max_inflight // 4)
         self._paused_until = 0.0
         self._refused_seqs: list[int] = []
         self._commands: queue.Queue[CommandMessage | None] = queue.Queue()
@@ -226,7 +234,10 @@ class Uplink:
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any,
                     properties: Any) -> None:
         self._acks.append((mid, bool(reason_code.is_failure)))
-        self._wake.set()
+        # Wake the publisher per quarter window, not per PUBACK: waking it for every ack
+        # costs more than the publishing itself during a replay.
+        if len(self._acks) >= min(self._wake_every, max(1, len(self._inflight))):
+            self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -248,11 +259,28 @@ class Uplink:
             self._wake.clear()
             self._drain_acks()
             wait_s = self._publish_some()
+            wait_s = self._delete_acked(wait_s)
             if wait_s:
                 self._wake.wait(wait_s)
+        self._drain_acks()
+        self._delete_acked(0.0, force=True)
+
+    def _delete_acked(self, wait_s: float, force: bool = False) -> float:
+        """Delete acknowledged rows in batches (a transaction per PUBACK would cost more than
+        the publishing): at half a window, after ``_ACK_FLUSH_S``, or when forced. A crash in
+        between only repeats those messages, and the consumer overwrites repeats."""
+        if not self._acked:
+            return wait_s
+        due = self._acked_since + _ACK_FLUSH_S - time.monotonic()
+        if force or due <= 0 or len(self._acked) >= max(1, self._settings.max_inflight // 2):
+            self._outbox.ack(self._acked)
+            self.stats["acked"] += len(self._acked)
+            self._acked_seqs.difference_update(self._acked)
+            self._acked = []
+            return wait_s
+        return min(wait_s, due) if wait_s else due
 
     def _drain_acks(self) -> None:
-        acked: list[int] = []
         while self._acks:
             mid, refused = self._acks.popleft()
             seq = self._inflight.pop(mid, None)
@@ -262,10 +290,10 @@ class Uplink:
             if refused:
                 self._refused_seqs.append(seq)
             else:
-                acked.append(seq)
-        if acked:
-            self._outbox.ack(acked)
-            self.stats["acked"] += len(acked)
+                if not self._acked:
+                    self._acked_since = time.monotonic()
+                self._acked.append(seq)
+                self._acked_seqs.add(seq)
         if self._refused_seqs and not self._paused_until:
             self.stats["refused"] += len(self._refused_seqs)
             log.error("broker refused %d message(s) from seq %d; retrying in %.0f s",
@@ -279,30 +307,45 @@ class Uplink:
             remaining = self._paused_until - time.monotonic()
             if remaining > 0:
                 return remaining
+            self._ahead.clear()
             self._cursor = min(self._refused_seqs) - 1
             self._refused_seqs.clear()
             self._paused_until = 0.0
         room = self._settings.max_inflight - len(self._inflight)
-        if not self._connected.is_set() or room <= 0:
+        if not self._connected.is_set():
             return 1.0
+        if room <= 0:
+            return _FULL_WINDOW_POLL_S
         granted = self._bucket.take(room)
         if granted == 0:
             return max(self._bucket.wait_s(), 0.001)
-        rows = [row for row in self._outbox.after(self._cursor, granted)
-                if row.seq not in self._inflight_seqs]
-        self._bucket.give_back(granted - len(rows))
-        for row in rows:
+        published = 0
+        while published < granted and (row := self._next_row()) is not None:
             info = self._client.publish(topic(self.gateway, row.channel), row.payload, qos=1)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                # Not taken by paho: leave it (and what follows) in the outbox for later.
+                # Not taken by paho: keep it first in line and try again later.
                 log.warning("paho did not take seq %d: %s", row.seq, mqtt.error_string(info.rc))
-                return 1.0
+                self._ahead.appendleft(row)
+                break
             self._inflight[info.mid] = row.seq
             self._inflight_seqs.add(row.seq)
-            self._cursor = row.seq
-        self.stats["published"] += len(rows)
+            published += 1
+        self._bucket.give_back(granted - published)
+        self.stats["published"] += published
         self.stats["inflight_max"] = max(self.stats["inflight_max"], len(self._inflight))
-        return 0.0 if rows else 1.0
+        return 0.0 if published == granted else 1.0
+
+    def _next_row(self) -> OutboxRow | None:
+        """The next row to publish, read ahead from the outbox a few windows at a time."""
+        while True:
+            if not self._ahead:
+                self._ahead.extend(self._outbox.after(self._cursor, self._read_ahead))
+                if not self._ahead:
+                    return None
+                self._cursor = self._ahead[-1].seq
+            row = self._ahead.popleft()
+            if row.seq not in self._inflight_seqs and row.seq not in self._acked_seqs:
+                return row
 
     # ----------------------------------------------------------------- commands
 
