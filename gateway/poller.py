@@ -400,7 +400,8 @@ class LinkPoller:
 
     def _condition_events(self, state: _DeviceState, reading: Reading) -> list[DeviceEvent]:
         now = frozenset(code for code, (_, test) in _CONDITIONS.items() if test(reading))
-        events = [self._event(state.config, code, _CONDITIONS[code][0], code in now,
+        events = [self._event(state.config, code,
+                              _CONDITIONS[code][0] if code in now else "info", code in now,
                               code.replace("_", " ") + ("" if code in now else " cleared"))
                   for code in sorted(now ^ state.conditions)]
         state.conditions = now

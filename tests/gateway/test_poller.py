@@ -388,3 +388,30 @@ def test_drive_on_an_rs485_line_is_read_with_modbus_rtu_through_a_transparent_co
     reading = sink.of(well)[0]
     assert isinstance(reading, PumpReading)
     assert reading.run_hours == round(field.pump(well)["run_hours"])
+
+
+def test_a_drive_fault_in_the_simulation_reaches_the_sink_as_reading_and_event() -> None:
+    county = build_county(37, 1, 1)
+    well = county.wells[0].id
+    fault = Incident(kind="pump_fault", target=well, start=START,
+                     end=START + timedelta(minutes=30))
+    field = SimulatedField(CountySimulation(county, [fault], START, 37))
+    port = free_port()
+    sink = CollectingSink()
+    group = build_pollers(
+        village="v001", dma=None, defaults=FAST,
+        devices=[{"device": well, "kind": "pump", "link": "plc", "unit": 1,
+                  "model": PUMP.name}],
+        links=[{"name": "plc", "type": "modbus_tcp", "host": "127.0.0.1", "port": port}])
+    group.attach(sink)
+    try:
+        with ModbusDeviceServer([SimulatedModbusDevice(1, PUMP, lambda: field.pump(well))],
+                                port=port):
+            group.poll_now(well)
+            field.advance(7)  # the fault is over
+            group.poll_now(well)
+    finally:
+        group.close()
+    assert [r.fault_code for r in sink.of(well)] == [3, 0]
+    assert [(e.code, e.active, e.severity) for e in sink.events] == [
+        ("pump_fault", True, "critical"), ("pump_fault", False, "info")]
