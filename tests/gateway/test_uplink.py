@@ -42,9 +42,11 @@ from common.influx import InfluxClient
 from common.localservices import Mosquitto, free_port
 from common.settings import CollectorSettings, GatewaySettings, InfluxSettings, MqttSettings
 from gateway.config import GatewayConfig
+from gateway.outbox import Outbox
 from gateway.service import GatewayService, open_outbox
-from gateway.uplink import build_mqtt_client
+from gateway.uplink import TokenBucket, Uplink, build_mqtt_client
 from tests.collector.helpers import in_background, wait_for
+from tests.deploy.test_mosquitto_acl import PASSWORDS, add_gateway, init_passwords, start_broker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,8 +57,12 @@ REPO = Path(__file__).resolve().parents[2]
 class Recorder:
     """A bureau-side MQTT client recording one gateway's telemetry seqs, status and results."""
 
-    def __init__(self, port: int, gateway: str, client_id: str = "recorder") -> None:
+    def __init__(self, port: int, gateway: str, client_id: str = "recorder",
+                 login: tuple[str, str] | None = None,
+                 channels: tuple[Channel, ...] = (Channel.TELEMETRY, Channel.STATUS,
+                                                  Channel.RESULTS)) -> None:
         self.gateway = gateway
+        self.channels = channels
         self.seqs: list[int] = []
         self.states: list[StatusMessage] = []
         self.results: list[CommandResult] = []
@@ -66,6 +72,8 @@ class Recorder:
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        if login:
+            self.client.username_pw_set(*login)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
@@ -73,8 +81,7 @@ class Recorder:
         wait_for(self.client.is_connected, 10, "the recorder to connect")
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
-        client.subscribe([(topic(self.gateway, channel), 1) for channel in
-                          (Channel.TELEMETRY, Channel.STATUS, Channel.RESULTS)])
+        client.subscribe([(topic(self.gateway, channel), 1) for channel in self.channels])
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         channel = Channel(message.topic.rsplit("/", 1)[1])
@@ -451,3 +458,99 @@ def test_in_flight_bound_holds_while_acknowledgements_are_withheld_and_after_a_r
         service.stop()
         proxy.close()
         recorder.close()
+
+
+# --------------------------------------------------------------------------- security
+
+
+@pytest.fixture
+def secured_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """The shipped password file set-up and ACL (deploy/mosquitto), with gw-a and gw-b."""
+    passwd = tmp_path / "passwd"
+    init_passwords(passwd, PASSWORDS["svc.collector"], PASSWORDS["svc.bureau"])
+    for gateway in ("gw-a", "gw-b"):
+        add_gateway(passwd, gateway, PASSWORDS[gateway])
+    broker = start_broker(tmp_path / "secured", passwd)
+    yield broker
+    broker.stop()
+
+
+def test_gateway_logs_in_as_itself_and_the_shipped_acl_carries_its_status_data_and_commands(
+    tmp_path: Path, secured_broker: Mosquitto,
+) -> None:
+    port = secured_broker.port
+    login = MqttSettings(port=port, password=PASSWORDS["gw-a"])
+    bureau = Recorder(port, "gw-a", "bureau", ("svc.bureau", PASSWORDS["svc.bureau"]),
+                      (Channel.STATUS, Channel.RESULTS))
+    collector_side = Recorder(port, "gw-a", "collector",
+                              ("svc.collector", PASSWORDS["svc.collector"]), (Channel.TELEMETRY,))
+    controller = ValveBank(["m-0001"])
+    service = make_service("gw-a", tmp_path, login, controller=controller)
+    service.start()
+    try:
+        assert service.uplink.wait_connected(10)
+        service.outbox.put_readings(meter_readings(90))
+        wait_for(lambda: collector_side.distinct() == 2, 15, "telemetry at the collector")
+        wait_for(lambda: bureau.state() == "online", 10, "the birth message at the bureau")
+        command = CommandMessage(command_id="k1", gateway="gw-a", action="valve_close",
+                                 device="m-0001", issued_at=datetime.now(UTC))
+        bureau.client.publish(topic("gw-a", Channel.COMMANDS), command.model_dump_json(), qos=1)
+        wait_for(lambda: len(bureau.results) == 1, 15, "the command result at the bureau")
+        assert bureau.results[0].ok and controller.valves["m-0001"] == "closed"
+        wait_for(lambda: service.outbox.waiting == 0, 10, "an empty outbox")
+        assert service.snapshot().get("refused", 0) == 0
+    finally:
+        service.stop()
+        bureau.close()
+        collector_side.close()
+
+
+def test_a_wrong_password_is_refused_and_a_gateway_id_other_than_the_username_is_not_built(
+    tmp_path: Path, secured_broker: Mosquitto,
+) -> None:
+    with pytest.raises(ValueError, match="must be the gateway id"):
+        build_mqtt_client(MqttSettings(username="gw-b"), "gw-a")
+    wrong = MqttSettings(port=secured_broker.port, password="not-the-password")
+    service = make_service("gw-a", tmp_path, wrong)
+    service.start()
+    try:
+        wait_for(lambda: service.snapshot().get("connect_refused", 0) >= 1, 15,
+                 "the broker to refuse the login")
+        assert not service.snapshot()["mqtt_connected"]
+    finally:
+        service.stop()
+
+
+def test_publishes_the_broker_refuses_stay_in_the_outbox(
+    tmp_path: Path, secured_broker: Mosquitto,
+) -> None:
+    """gw-b's login publishing gw-a's outbox: the ACL refuses each PUBACK, nothing is deleted."""
+    as_b = MqttSettings(port=secured_broker.port, password=PASSWORDS["gw-b"])
+    outbox = Outbox(tmp_path / "outbox.sqlite3", "gw-a", max_bytes=10_000_000)
+    uplink = Uplink(client=build_mqtt_client(as_b, "gw-b"), outbox=outbox,
+                    controller=ValveBank([]), inventory=[], mqtt_settings=as_b,
+                    settings=gateway_settings(tmp_path, retry_after_refusal_s=0.5))
+    uplink.start()
+    try:
+        assert uplink.wait_connected(10)
+        outbox.put_readings(meter_readings(120))
+        wait_for(lambda: uplink.snapshot().get("refused", 0) >= 2, 15, "refused PUBACKs")
+        wait_for(lambda: uplink.snapshot().get("published", 0) >= 4, 15, "a retry")
+        assert outbox.waiting == 2 and uplink.snapshot().get("acked", 0) == 0
+    finally:
+        uplink.stop()
+        outbox.close()
+
+
+def test_replay_rate_is_bounded_by_the_token_bucket() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=10.0, burst=5, clock=lambda: now[0])
+    assert bucket.take(100) == 5          # the burst
+    assert bucket.take(100) == 0
+    now[0] += 1.0
+    assert bucket.take(100) == 5          # refilled to the burst, not to 10
+    now[0] += 0.3
+    assert bucket.take(100) == 3
+    bucket.give_back(2)
+    assert bucket.take(100) == 2
+    assert TokenBucket(rate=0, burst=1).take(1000) == 1000  # 0: unlimited
