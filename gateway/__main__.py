@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.settings import get_settings
 from gateway.config import ConfigError, load_config
-from gateway.service import GatewayService, run_until
+from gateway.service import GatewayService, build_device_pollers, run_until
 from gateway.uplink import build_mqtt_client
 
 log = logging.getLogger("gateway")
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         config = load_config(args.config)
+        pollers = build_device_pollers(config)
         client = build_mqtt_client(settings.mqtt, config.gateway)
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
@@ -41,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    # The pollers are both what produces readings and what carries out bureau commands.
     service = GatewayService(config=config, settings=settings.gateway,
-                             mqtt_settings=settings.mqtt, mqtt_client=client)
+                             mqtt_settings=settings.mqtt, mqtt_client=client,
+                             controller=pollers, producers=[pollers] if pollers else [])
     run_until(stop, service, args.stats_interval)
     return 0
 

@@ -12,6 +12,7 @@ to the device pollers (``gateway/poller.py``) and are kept as written for them::
       - {device: p-01, kind: pump, model: generic-vfd-pump, link: plc, unit: 1}
     links:
       - {name: bus1, type: serial, port: /dev/ttyUSB0, baudrate: 2400, parity: E}
+    polling: {meter_interval_s: 3600, pump_interval_s: 30}   # optional
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ class GatewayConfig(BaseModel):
     dma: Identifier | None = None
     devices: list[DeviceEntry] = Field(default_factory=list)
     links: list[dict[str, Any]] = Field(default_factory=list)
+    # Poll intervals, timeouts and retries for the pollers (gateway.poller.PollDefaults).
+    polling: dict[str, Any] = Field(default_factory=dict)
+
+    def device_entries(self) -> list[dict[str, Any]]:
+        """Each device as written in the file, for the pollers."""
+        return [entry.model_dump(exclude_none=True) for entry in self.devices]
 
     def inventory(self) -> list[DeviceInfo]:
         """The device list for the birth message; village and DMA default to the gateway's."""

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
+from pydantic import ValidationError
 
 from common.settings import GatewaySettings, MqttSettings
-from gateway.config import GatewayConfig
+from gateway.config import ConfigError, GatewayConfig
 from gateway.outbox import Outbox
+from gateway.poller import PollDefaults, PollerConfigError, PollerGroup, build_pollers
 from gateway.sink import DeviceController, ReadingSink
 from gateway.uplink import Uplink
 
@@ -40,6 +42,19 @@ class NoDevices:
 
     def set_valve(self, device: str, open_valve: bool) -> str:
         raise LookupError(f"this gateway has no device pollers configured ({device})")
+
+
+def build_device_pollers(config: GatewayConfig) -> PollerGroup | None:
+    """The pollers for the configured devices and links (None when there are no devices)."""
+    if not config.devices:
+        return None
+    try:
+        defaults = PollDefaults.model_validate(config.polling)
+        return build_pollers(village=config.village, dma=config.dma,
+                             devices=config.device_entries(), links=config.links,
+                             defaults=defaults)
+    except (ValidationError, PollerConfigError) as exc:
+        raise ConfigError(f"gateway {config.gateway}: {exc}") from exc
 
 
 def outbox_path(settings: GatewaySettings, gateway: str) -> Path:

@@ -236,9 +236,8 @@ def test_gateway_killed_mid_replay_loses_nothing_and_its_last_will_says_offline(
         backlog.put_readings(meter_readings(per_message, start=number * per_message))
     backlog.close()
     config = tmp_path / "gw-kill.yaml"
-    config.write_text("gateway: gw-kill\nvillage: v01\ndma: dma-v01\ndevices:\n"
-                      "  - {device: m-0001, kind: meter, model: default, link: bus1}\n"
-                      "links:\n  - {name: bus1, type: serial}\n")
+    # No devices: the backlog is the only traffic, so the sequence has no other numbers.
+    config.write_text("gateway: gw-kill\nvillage: v01\ndma: dma-v01\ndevices: []\n")
     recorder = Recorder(mosquitto.port, "gw-kill")
     log = tmp_path / "gateway.log"
     process = start_gateway_process(config, settings.data_dir, mosquitto.port, log)
@@ -257,9 +256,7 @@ def test_gateway_killed_mid_replay_loses_nothing_and_its_last_will_says_offline(
         wait_for(lambda: recorder.distinct() >= messages, 30, "every message at the recorder")
         assert influx.count("meter", "volume_m3") == total
         recorder.assert_in_order(messages)
-        online = recorder.states[-1]
-        assert online.state == "online"
-        assert [d.device for d in online.inventory] == ["m-0001"]
+        assert recorder.state() == "online"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
         wait_for(lambda: recorder.state() == "offline", 10, "offline after a clean stop")
@@ -554,3 +551,51 @@ def test_replay_rate_is_bounded_by_the_token_bucket() -> None:
     bucket.give_back(2)
     assert bucket.take(100) == 2
     assert TokenBucket(rate=0, burst=1).take(1000) == 1000  # 0: unlimited
+
+
+# --------------------------------------------------------------------------- the whole gateway
+
+
+def test_python_m_gateway_polls_simulated_devices_into_influxdb_and_carries_out_commands(
+    tmp_path: Path, mosquitto: Mosquitto, collector: Collector, influx: InfluxClient,
+) -> None:
+    """``python -m gateway.devices`` (meters behind a TCP converter, a Modbus drive and
+    analysers) and ``python -m gateway`` on the config file it writes, as separate processes."""
+    devices = subprocess.Popen(
+        [sys.executable, "-m", "gateway.devices", "--villages", "1",
+         "--households-per-village", "3", "--out", str(tmp_path / "devices")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    recorder = Recorder(mosquitto.port, "gw-v001")
+    gateway: subprocess.Popen[bytes] | None = None
+    try:
+        assert devices.stdout is not None
+        for line in devices.stdout:
+            if line.strip() == "ready":
+                break
+        gateway = start_gateway_process(tmp_path / "devices" / "gw-v001.yaml",
+                                        tmp_path / "gateway", mosquitto.port,
+                                        tmp_path / "gateway.log")
+        wait_for(lambda: recorder.state() == "online", 30, "the gateway's birth message")
+        assert len(recorder.states[-1].inventory) == 6
+        now = datetime.now(UTC)
+        for command in (
+            CommandMessage(command_id="poll-1", gateway="gw-v001", action="poll_now",
+                           issued_at=now),
+            CommandMessage(command_id="close-1", gateway="gw-v001", action="valve_close",
+                           device="78330000000002", issued_at=now),
+        ):
+            recorder.client.publish(topic("gw-v001", Channel.COMMANDS),
+                                    command.model_dump_json(), qos=1)
+        wait_for(lambda: len(recorder.results) == 2, 60, "two command results")
+        assert all(result.ok for result in recorder.results), recorder.results
+        wait_for(lambda: influx.count("meter", "volume_m3") >= 3
+                 and influx.count("pump", "frequency_hz") >= 1, 60,
+                 "meter and pump readings in InfluxDB")
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(timeout=60) == 0
+    finally:
+        for process in (gateway, devices):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+        recorder.close()
