@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -126,9 +127,8 @@ class Outbox:
         with self._lock:
             self._store(
                 Channel.TELEMETRY, routine=True,
-                build=[lambda seq, c=chunk: TelemetryMessage(
-                    gateway=self.gateway, seq=seq, sent_at=sent_at, readings=c)
-                    for chunk in chunks],
+                build=[partial(self._telemetry, sent_at=sent_at, readings=chunk)
+                       for chunk in chunks],
                 counts=[len(chunk) for chunk in chunks],
             )
             self.counters.readings_in += len(readings)
@@ -142,12 +142,20 @@ class Outbox:
         with self._lock:
             self._store(
                 Channel.EVENTS, routine=False,
-                build=[lambda seq: EventMessage(
-                    gateway=self.gateway, seq=seq, sent_at=sent_at, events=batch)],
+                build=[partial(self._events, sent_at=sent_at, events=batch)],
                 counts=[0],
             )
             self.counters.events_in += len(batch)
         self._notify()
+
+    def _telemetry(self, seq: int, *, sent_at: datetime, readings: list[Reading]
+                   ) -> TelemetryMessage:
+        return TelemetryMessage(gateway=self.gateway, seq=seq, sent_at=sent_at,
+                                readings=readings)
+
+    def _events(self, seq: int, *, sent_at: datetime, events: list[DeviceEvent]
+                ) -> EventMessage:
+        return EventMessage(gateway=self.gateway, seq=seq, sent_at=sent_at, events=events)
 
     def _store(self, channel: Channel, *, routine: bool,
                build: Sequence[Callable[[int], TelemetryMessage | EventMessage]],
