@@ -88,8 +88,8 @@ class GatewaySettings(BaseModel):
 
     config_file: Path = Path("gateway.yaml")
     data_dir: Path = Path("var/gateway")
-    # The outbox bound, in bytes of stored payload; when full, the oldest routine telemetry
-    # is dropped first, events never.
+    # The outbox bound, in bytes of stored (zlib-compressed) payload; when full, the oldest
+    # routine telemetry is dropped first, events never.
     outbox_max_bytes: int = Field(default=268_435_456, gt=0)
     # "NORMAL" (WAL) survives a crash or kill of the gateway process; "FULL" also survives a
     # power cut, at one fsync per put and per acknowledgement batch.

@@ -70,13 +70,16 @@ def test_only_acknowledged_rows_leave_and_unacknowledged_ones_survive_a_restart(
         tmp_path: Path) -> None:
     outbox = open_outbox(tmp_path)
     outbox.put_readings(readings(60 * 5))
+    sent = {row.seq: row.payload for row in outbox.after(-1, 10)}
     outbox.ack([1, 3, 99])  # 99 never existed: ignored
     assert outbox.snapshot()["acked_messages"] == 2
+    stored = outbox.stored_bytes
     outbox.close()
     reopened = open_outbox(tmp_path)
-    assert [row.seq for row in reopened.after(-1, 10)] == [0, 2, 4]
-    assert reopened.waiting == 3
-    assert reopened.stored_bytes == sum(len(r.payload) for r in reopened.after(-1, 10))
+    rows = reopened.after(-1, 10)
+    assert [row.seq for row in rows] == [0, 2, 4]
+    assert all(row.payload == sent[row.seq] for row in rows)  # read back from disk as sent
+    assert reopened.waiting == 3 and reopened.stored_bytes == stored
     reopened.close()
 
 
@@ -108,10 +111,14 @@ def test_full_outbox_drops_the_oldest_routine_telemetry_and_never_events(tmp_pat
 
 def test_events_are_stored_past_the_bound_and_new_telemetry_yields_to_them(
         tmp_path: Path) -> None:
-    outbox = open_outbox(tmp_path, max_bytes=600)
+    probe = open_outbox(tmp_path / "probe")
+    probe.put_events([event("code0")])
+    event_bytes = probe.stored_bytes
+    probe.close()
+    outbox = open_outbox(tmp_path, max_bytes=event_bytes * 2 + event_bytes // 2)
     for number in range(4):
         outbox.put_events([event(f"code{number}")])
-    assert outbox.stored_bytes > 600
+    assert outbox.stored_bytes > outbox.max_bytes
     outbox.put_readings(readings(3))
     rows = outbox.after(-1, 100)
     assert [row.channel for row in rows] == [Channel.EVENTS] * 4
