@@ -599,3 +599,57 @@ def test_python_m_gateway_polls_simulated_devices_into_influxdb_and_carries_out_
                 process.terminate()
                 process.wait(timeout=30)
         recorder.close()
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A throwaway CA and a broker certificate for 127.0.0.1, made with the openssl CLI."""
+    folder.mkdir()
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for command in (
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=ruralwater test CA"],
+        ["req", *ec, "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "broker.pem", "-days", "2", "-extfile", "san.ext"],
+    ):
+        subprocess.run(["openssl", *command], cwd=folder, check=True, capture_output=True,
+                       timeout=60)
+    return {name: folder / name for name in ("ca.pem", "broker.pem", "broker.key")}
+
+
+def test_tls_by_configuration_carries_the_outbox_to_a_tls_only_broker(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "certs")
+    broker = Mosquitto(tmp_path / "tls-broker", extra_config=(
+        f"cafile {certs['ca.pem']}\ncertfile {certs['broker.pem']}\n"
+        f"keyfile {certs['broker.key']}\n"))
+    broker.start()
+    try:
+        secure = make_service("gw-tls", tmp_path, MqttSettings(
+            port=broker.port, tls=True, ca_file=certs["ca.pem"]))
+        secure.start()
+        try:
+            secure.outbox.put_readings(meter_readings(60))
+            wait_for(lambda: secure.outbox.waiting == 0, 20, "the outbox acknowledged over TLS")
+            assert secure.snapshot()["acked"] == 1
+        finally:
+            secure.stop()
+    finally:
+        broker.stop()
+
+
+def test_python_m_gateway_refuses_a_bad_config_file_with_exit_status_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gateway: gw-bad\nvillage: v01\ndevices:\n"
+                   "  - {device: m-1, kind: meter, link: bus1, address: '78330000000001'}\n"
+                   "  - {device: m-1, kind: meter, link: bus1, address: '78330000000002'}\n"
+                   "links:\n  - {name: bus1, type: tcp, host: 127.0.0.1, port: 1}\n")
+    missing_link = tmp_path / "missing-link.yaml"
+    missing_link.write_text("gateway: gw-bad\nvillage: v01\ndevices:\n"
+                            "  - {device: m-1, kind: meter, link: nowhere, "
+                            "address: '78330000000001'}\n")
+    for config, reason in ((bad, "listed twice"), (missing_link, "nowhere"),
+                           (tmp_path / "absent.yaml", "cannot read")):
+        done = subprocess.run([sys.executable, "-m", "gateway", "--config", str(config)],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and reason in done.stderr, done.stderr
