@@ -103,6 +103,9 @@ class GatewaySettings(BaseModel):
     replay_burst: int = Field(default=100, ge=1)
     session_expiry_s: int = 86400
     retry_after_refusal_s: float = 5.0
+    # A command older than this when it arrives (queued while the gateway was offline) is
+    # answered ok=false, not carried out: a valve closed a day late does harm.
+    command_max_age_s: float = Field(default=900.0, gt=0)
 
 
 class Settings(BaseSettings):

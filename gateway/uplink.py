@@ -357,6 +357,17 @@ class Uplink:
                                  result.model_dump_json(), qos=1)
 
     def _execute(self, command: CommandMessage) -> CommandResult:
+        age_s = (datetime.now(UTC) - command.issued_at).total_seconds()
+        if age_s > self._settings.command_max_age_s:
+            self.stats["commands_expired"] += 1
+            log.warning("command %s expired: issued %.0f s ago", command.command_id, age_s)
+            return CommandResult(
+                command_id=command.command_id, gateway=self.gateway, ok=False,
+                detail=f"expired: issued {age_s:.0f} s ago, limit "
+                       f"{self._settings.command_max_age_s:.0f} s", done_at=datetime.now(UTC))
+        return self._run_command(command)
+
+    def _run_command(self, command: CommandMessage) -> CommandResult:
         """Run one command. The controller talks to devices on field buses and may fail in
         ways of its own: this is the documented boundary that turns any failure into a
         result with ok=false, logs it and counts it."""

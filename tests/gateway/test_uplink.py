@@ -290,14 +290,17 @@ def test_a_command_round_trips_to_the_device_controller_and_its_result_is_publis
                            device="m-9999", issued_at=now),
             CommandMessage(command_id="c1", gateway="gw-cmd", action="valve_close",
                            device="m-0002", issued_at=now),  # a redelivery: answered, not re-run
+            CommandMessage(command_id="c4", gateway="gw-cmd", action="valve_open",
+                           device="m-0002", issued_at=now - timedelta(hours=2)),  # stale
         ]
         for command in commands:
             recorder.client.publish(topic("gw-cmd", Channel.COMMANDS),
                                     command.model_dump_json(), qos=1)
-        wait_for(lambda: len(recorder.results) >= 4, 15, "four command results")
+        wait_for(lambda: len(recorder.results) >= 5, 15, "five command results")
         results = recorder.results
         assert [(r.command_id, r.ok) for r in results] == [
-            ("c1", True), ("c2", True), ("c3", False), ("c1", True)]
+            ("c1", True), ("c2", True), ("c3", False), ("c1", True), ("c4", False)]
+        assert results[4].detail.startswith("expired")
         assert results[0].detail == "valve closed" and results[1].detail == "polled all"
         assert "m-9999" in results[2].detail
         assert results[3] == results[0]
