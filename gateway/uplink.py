@@ -257,13 +257,22 @@ class Uplink:
     def _publish_loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            self._drain_acks()
-            wait_s = self._publish_some()
-            wait_s = self._delete_acked(wait_s)
+            try:
+                wait_s = self._publish_round()
+            except Exception:  # noqa: BLE001 - thread boundary: a dead publisher loses the uplink
+                # Logged and counted (``publisher_errors``); the outbox keeps every row, and
+                # the worst a half-done round leaves is a row resent after the next restart.
+                log.exception("publisher round failed; retrying in 1 s")
+                self.stats["publisher_errors"] += 1
+                wait_s = 1.0
             if wait_s:
                 self._wake.wait(wait_s)
         self._drain_acks()
         self._delete_acked(0.0, force=True)
+
+    def _publish_round(self) -> float:
+        self._drain_acks()
+        return self._delete_acked(self._publish_some())
 
     def _delete_acked(self, wait_s: float, force: bool = False) -> float:
         """Delete acknowledged rows in batches (a transaction per PUBACK would cost more than
@@ -353,8 +362,12 @@ class Uplink:
         while (command := self._commands.get()) is not None:
             result = self._results.get(command.command_id) or self._execute(command)
             self._remember(result)
-            self._client.publish(topic(self.gateway, Channel.RESULTS),
-                                 result.model_dump_json(), qos=1)
+            info = self._client.publish(topic(self.gateway, Channel.RESULTS),
+                                        result.model_dump_json(), qos=1)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                log.error("result of %s not published: %s", command.command_id,
+                          mqtt.error_string(info.rc))
+                self.stats["results_unpublished"] += 1
 
     def _execute(self, command: CommandMessage) -> CommandResult:
         age_s = (datetime.now(UTC) - command.issued_at).total_seconds()
