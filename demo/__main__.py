@@ -47,6 +47,11 @@ def _parse() -> argparse.Namespace:
                         help="keep the data of earlier runs (default: start fresh)")
     parser.add_argument("--keep-running", action="store_true",
                         help="leave the services up afterwards until Ctrl-C")
+    parser.add_argument("--via-gateways", action="store_true",
+                        help="the real field path: simulated CJ/T 188 meter banks and Modbus "
+                        "devices on local ports, polled by one `python -m gateway` per village")
+    parser.add_argument("--minutes", type=float, default=3.0,
+                        help="with --via-gateways: how long to run")
     return parser.parse_args()
 
 
@@ -112,7 +117,10 @@ def main() -> None:
         plan = RunPlan(seed=args.seed, villages=args.villages,
                        households_per_village=args.households_per_village or None,
                        days=args.days, speed=args.speed, output_dir=args.data_dir / "truth")
-        _simulate(plan, broker.port, collector)
+        if args.via_gateways:
+            _through_gateways(args, broker.port, collector)
+        else:
+            _simulate(plan, broker.port, collector)
         _wait_caught_up(collector)
         _summary(influxdb.url, plan, collector)
         if args.keep_running:
@@ -154,6 +162,64 @@ def _simulate(plan: RunPlan, mqtt_port: int, collector: CollectorProcess) -> Non
         f"{result.messages} messages ({result.wall_s:.0f} s)")
 
 
+def _child(command: list[str], log_path: Path, **env: str) -> subprocess.Popen[bytes]:
+    log_file = log_path.open("ab")
+    return subprocess.Popen(command, cwd=REPO, env=os.environ | env, stdout=log_file,
+                            stderr=subprocess.STDOUT)
+
+
+def _through_gateways(args: argparse.Namespace, mqtt_port: int,
+                      collector: CollectorProcess) -> None:
+    """Device simulators speak CJ/T 188 and Modbus; real gateways poll them and publish."""
+    devices_dir = args.data_dir / "devices"
+    households = args.households_per_village or 20
+    children = [_child(
+        [sys.executable, "-m", "gateway.devices", "--seed", str(args.seed), "--villages",
+         str(args.villages), "--households-per-village", str(households), "--speed",
+         str(args.speed), "--out", str(devices_dir)],
+        args.data_dir / "devices.log")]
+    try:
+        configs = _wait_for_configs(devices_dir, args.villages, children[0])
+        for config in configs:
+            # Meters are read hourly in the field; a few minutes' demo reads them each minute.
+            text = config.read_text() + ("polling: {meter_interval_s: 60, pump_interval_s: 10, "
+                                         "quality_interval_s: 20}\n")
+            config.write_text(text)
+            children.append(_child(
+                [sys.executable, "-m", "gateway", "--config", str(config)],
+                args.data_dir / f"{config.stem}.log",
+                RURALWATER_MQTT__PORT=str(mqtt_port), RURALWATER_LOG_LEVEL="WARNING",
+                RURALWATER_GATEWAY__DATA_DIR=str(args.data_dir / "gateways" / config.stem)))
+        say(f"{len(configs)} gateways polling simulated meter banks (CJ/T 188 over TCP) and "
+            f"Modbus drives and analysers; running {args.minutes:g} minutes")
+        deadline = time.monotonic() + args.minutes * 60
+        while time.monotonic() < deadline:
+            time.sleep(5)
+            health = collector.health()
+            say(f"  messages {health.get('messages_in', 0):>7}  readings "
+                f"{health.get('readings_in', 0):>8}  written {health.get('points_written', 0):>8}"
+                f"  dead letters {health.get('dead_letters', 0)}")
+    finally:
+        for child in reversed(children):
+            child.terminate()
+        for child in children:
+            child.wait(timeout=60)
+
+
+def _wait_for_configs(folder: Path, villages: int, devices: subprocess.Popen[bytes],
+                      timeout_s: float = 60) -> list[Path]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        configs = sorted(folder.glob("gw-*.yaml"))
+        if len(configs) >= villages:
+            time.sleep(0.5)  # the last file may still be being written
+            return configs
+        if devices.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise SystemExit("the device simulators did not start; see var/demo/devices.log")
+
+
 def _wait_caught_up(collector: CollectorProcess, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     previous = -1
@@ -177,9 +243,10 @@ def _summary(influx_url: str, plan: RunPlan, collector: CollectorProcess) -> Non
         f"{health.get('points_written')} points written, "
         f"{health.get('dead_letters')} dead letters, {health.get('gaps')} sequence gaps")
     port = influx_url.rsplit(":", 1)[1]
+    if plan.output_dir.exists():
+        say(f"\nground truth (asset register, incidents with their measured effect): "
+            f"{plan.output_dir}/")
     say(f"""
-ground truth (asset register, incidents with their measured effect): {plan.output_dir}/
-
 look at the data:
   influx -port {port} -database ruralwater -precision rfc3339 \\
     -execute 'SELECT max("flow_m3h"), min("flow_m3h") FROM "dma_inflow" GROUP BY "dma"'
