@@ -63,12 +63,39 @@ from gateway.modbus_profiles import DeviceProfile, ModbusProfileError, get_profi
 from gateway.sink import ReadingSink
 
 log = logging.getLogger(__name__)
+#: readings a polling round hands to the sink at once: one full telemetry message
+ROUND_BATCH = 60
 
 Address = Annotated[str, Field(pattern=r"^[0-9]{14}$")]
 Severity = Literal["info", "warning", "critical"]
 
 
 # --------------------------------------------------------------------------- configuration
+
+
+class _RoundBuffer:
+    """A ReadingSink that hands readings on in groups of ``size`` (a message's worth).
+
+    Events go on at once: an alarm should not wait for the rest of a meter round.
+    """
+
+    def __init__(self, sink: ReadingSink, size: int = ROUND_BATCH) -> None:
+        self._sink = sink
+        self._size = size
+        self._readings: list[Reading] = []
+
+    def put_readings(self, readings: Sequence[Reading]) -> None:
+        self._readings.extend(readings)
+        if len(self._readings) >= self._size:
+            self.flush()
+
+    def put_events(self, events: Sequence[DeviceEvent]) -> None:
+        self._sink.put_events(events)
+
+    def flush(self) -> None:
+        if self._readings:
+            self._sink.put_readings(self._readings)
+            self._readings = []
 
 
 class PollDefaults(BaseModel):
@@ -326,9 +353,9 @@ class LinkPoller:
 
     # ------------------------------------------------------------------ polling
 
-    def poll_device(self, device_id: str) -> PollResult:
+    def poll_device(self, device_id: str, sink: ReadingSink | None = None) -> PollResult:
         """Poll one device now (with its retries); hand what it gives to the sink."""
-        sink = self.sink
+        sink = sink or self.sink
         if sink is None:
             raise CommandError(f"poller {self.name} has no sink yet: start it first")
         state = self._devices[device_id]
@@ -411,11 +438,18 @@ class LinkPoller:
         """Poll every device whose time has come, most overdue first."""
         now = self._monotonic()
         due = sorted((s.due, s.config.id) for s in self._devices.values() if s.due <= now)
-        results = []
-        for _, device_id in due:
-            if stop is not None and stop.is_set():
-                break
-            results.append((device_id, self.poll_device(device_id)))
+        results: list[tuple[str, PollResult]] = []
+        if not due or self.sink is None:
+            return results
+        # A round of meters becomes full telemetry messages, not one message per meter.
+        batch = _RoundBuffer(self.sink)
+        try:
+            for _, device_id in due:
+                if stop is not None and stop.is_set():
+                    break
+                results.append((device_id, self.poll_device(device_id, batch)))
+        finally:
+            batch.flush()
         return results
 
     def next_due_in(self) -> float:
@@ -528,9 +562,14 @@ class PollerGroup:
             return f"{device}: {result.value}"
         counts: dict[str, int] = {}
         for poller in self.pollers:
-            for device_id in poller.device_ids:
-                result = poller.poll_device(device_id)
-                counts[result.value] = counts.get(result.value, 0) + 1
+            batch = _RoundBuffer(poller.sink) if poller.sink is not None else None
+            try:
+                for device_id in poller.device_ids:
+                    result = poller.poll_device(device_id, batch)
+                    counts[result.value] = counts.get(result.value, 0) + 1
+            finally:
+                if batch is not None:
+                    batch.flush()
         return ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
 
     def set_valve(self, device: str, open_valve: bool) -> str:

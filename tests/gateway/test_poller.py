@@ -415,3 +415,31 @@ def test_a_drive_fault_in_the_simulation_reaches_the_sink_as_reading_and_event()
     assert [r.fault_code for r in sink.of(well)] == [3, 0]
     assert [(e.code, e.active, e.severity) for e in sink.events] == [
         ("pump_fault", True, "critical"), ("pump_fault", False, "info")]
+
+
+@dataclass
+class CallCountingSink(CollectingSink):
+    """Also keeps how many readings each call handed over."""
+
+    calls: list[int] = dataclass_field(default_factory=list)
+
+    def put_readings(self, readings: Sequence[Reading]) -> None:
+        self.calls.append(len(readings))
+        super().put_readings(readings)
+
+
+def test_a_polling_round_hands_its_readings_over_together_not_one_message_per_meter(
+        site: Site) -> None:
+    sink = CallCountingSink()
+    group = site.pollers()
+    group.attach(sink)
+    try:
+        group.poll_now(None)  # every device, link by link
+        for poller in group.pollers:
+            for device_id in poller.device_ids:
+                poller.make_due(device_id)
+            poller.poll_due()
+    finally:
+        group.close()
+    # Two links (meters on the converter; pump and analyser on Modbus), two rounds each.
+    assert sorted(sink.calls) == sorted([len(site.meters), 2] * 2)
