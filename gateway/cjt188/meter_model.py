@@ -8,15 +8,15 @@ position 0..7 is in ST1 and 8..15 in ST2.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from gateway.datafiles import load_directory, load_document
 
 log = logging.getLogger(__name__)
 
@@ -76,34 +76,14 @@ class MeterModel(BaseModel):
         return timezone(timedelta(minutes=self.clock_utc_offset_minutes))
 
 
-def _read_document(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        return json.loads(text)
-    return yaml.safe_load(text)
-
-
 def load_model(path: Path) -> MeterModel:
     """One model from a ``.yaml``/``.yml``/``.json`` file."""
-    try:
-        return MeterModel.model_validate(_read_document(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise MeterModelError(f"cannot read meter model {path}: {exc}") from exc
-    except ValidationError as exc:
-        raise MeterModelError(f"meter model {path} is not valid: {exc}") from exc
+    return load_document(path, MeterModel, MeterModelError, "meter model")
 
 
 def load_models(directory: Path) -> dict[str, MeterModel]:
     """Every model file in ``directory``, by name; two files with one name is an error."""
-    models: dict[str, MeterModel] = {}
-    for path in sorted(directory.iterdir()):
-        if path.suffix not in {".yaml", ".yml", ".json"}:
-            continue
-        model = load_model(path)
-        if model.name in models:
-            raise MeterModelError(f"meter model {model.name!r} is defined twice ({path})")
-        models[model.name] = model
-    return models
+    return load_directory(directory, MeterModel, MeterModelError, "meter model")
 
 
 @lru_cache(maxsize=1)

@@ -22,22 +22,20 @@ the profile's.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 
 from common.contract import PumpReading, QualityReading
+from gateway.datafiles import load_directory, load_document
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 
@@ -143,30 +141,12 @@ class DeviceProfile(BaseModel):
         return point.byte_order or self.byte_order
 
 
-def _read_document(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-
-
 def load_profile(path: Path) -> DeviceProfile:
-    try:
-        return DeviceProfile.model_validate(_read_document(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ModbusProfileError(f"cannot read profile {path}: {exc}") from exc
-    except ValidationError as exc:
-        raise ModbusProfileError(f"profile {path} is not valid: {exc}") from exc
+    return load_document(path, DeviceProfile, ModbusProfileError, "profile")
 
 
 def load_profiles(directory: Path) -> dict[str, DeviceProfile]:
-    profiles: dict[str, DeviceProfile] = {}
-    for path in sorted(directory.iterdir()):
-        if path.suffix not in {".yaml", ".yml", ".json"}:
-            continue
-        profile = load_profile(path)
-        if profile.name in profiles:
-            raise ModbusProfileError(f"profile {profile.name!r} is defined twice ({path})")
-        profiles[profile.name] = profile
-    return profiles
+    return load_directory(directory, DeviceProfile, ModbusProfileError, "profile")
 
 
 @lru_cache(maxsize=1)
