@@ -210,8 +210,8 @@ def test_every_reading_reaches_influxdb_in_sequence_order_across_a_broker_outage
         recorder.close()
 
 
-def start_gateway_process(config: Path, data_dir: Path, port: int, log: Path
-                          ) -> subprocess.Popen[bytes]:
+def start_gateway_process(config: Path, data_dir: Path, port: int, log: Path,
+                          **extra_env: str) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "RURALWATER_MQTT__PORT": str(port),
         "RURALWATER_GATEWAY__DATA_DIR": str(data_dir),
@@ -219,7 +219,7 @@ def start_gateway_process(config: Path, data_dir: Path, port: int, log: Path
         "RURALWATER_GATEWAY__REPLAY_RATE_MSGS_S": "40",
         "RURALWATER_GATEWAY__REPLAY_BURST": "5",
         "RURALWATER_GATEWAY__MAX_INFLIGHT": "10",
-    }
+    } | extra_env
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config),
                                  "--stats-interval", "1"], cwd=REPO, env=env, stdout=out,
@@ -656,3 +656,91 @@ def test_python_m_gateway_refuses_a_bad_config_file_with_exit_status_2(tmp_path:
         done = subprocess.run([sys.executable, "-m", "gateway", "--config", str(config)],
                               cwd=REPO, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and reason in done.stderr, done.stderr
+
+
+class ReadingRecorder(Recorder):
+    """Also keeps, per telemetry seq, the (device, time) of every reading, in arrival order."""
+
+    def __init__(self, port: int, gateway: str, client_id: str) -> None:
+        self.readings: dict[int, list[tuple[str, str]]] = {}
+        self.arrivals: list[int] = []
+        super().__init__(port, gateway, client_id=client_id)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic.endswith("/telemetry"):
+            payload = json.loads(message.payload)
+            with self._lock:
+                self.arrivals.append(payload["seq"])
+                self.readings.setdefault(
+                    payload["seq"], [(r["device"], r["time"]) for r in payload["readings"]])
+        super()._on_message(client, userdata, message)
+
+
+def test_field_path_survives_ten_simulated_minutes_without_broker_and_a_kill_mid_replay(
+    tmp_path: Path, mosquitto: Mosquitto, collector: Collector, influx: InfluxClient,
+) -> None:
+    """Simulated meters and drives (time x60) polled by ``python -m gateway``: the broker is
+    away for ten simulated minutes, the gateway is SIGKILLed while replaying its outbox and
+    restarted. Every reading the gateway read reaches InfluxDB once, in order per device."""
+    devices = subprocess.Popen(
+        [sys.executable, "-m", "gateway.devices", "--villages", "1", "--speed", "60",
+         "--households-per-village", "4", "--out", str(tmp_path / "devices")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    recorder = ReadingRecorder(mosquitto.port, "gw-v001", client_id="recorder-field")
+    config = tmp_path / "devices" / "gw-v001.yaml"
+    data_dir, log = tmp_path / "gateway", tmp_path / "gateway.log"
+    slow_replay = {"RURALWATER_GATEWAY__REPLAY_RATE_MSGS_S": "1",
+                   "RURALWATER_GATEWAY__REPLAY_BURST": "1"}
+    gateway: subprocess.Popen[bytes] | None = None
+    try:
+        assert devices.stdout is not None
+        for line in devices.stdout:
+            if line.strip() == "ready":
+                break
+        config.write_text(config.read_text() + "polling: {meter_interval_s: 2, "
+                          "pump_interval_s: 1, quality_interval_s: 2}\n")
+        gateway = start_gateway_process(config, data_dir, mosquitto.port, log, **slow_replay)
+        wait_for(lambda: recorder.distinct() >= 3, 30, "live telemetry")
+        mosquitto.stop()
+        time.sleep(10)  # ten simulated minutes; the gateway keeps polling into its outbox
+        mosquitto.start()
+        before = recorder.distinct()
+        wait_for(lambda: recorder.distinct() >= before + 3, 60, "the replay to start")
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait()
+        left = open_outbox(gateway_settings(tmp_path), "gw-v001")
+        assert left.waiting > 3, "the kill did not land mid-replay"
+        left.close()
+
+        gateway = start_gateway_process(config, data_dir, mosquitto.port, log)
+        time.sleep(3)
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(timeout=60) == 0
+        outbox = open_outbox(gateway_settings(tmp_path), "gw-v001")
+        unsent = {row.seq for row in outbox.after(-1, 100_000)}
+        sent = set(range(outbox.next_seq)) - unsent
+        outbox.close()
+        wait_for(lambda: sent <= set(recorder.readings), 30, "every sent message recorded")
+        with recorder._lock:
+            delivered = {seq: recorder.readings[seq] for seq in sent
+                         if seq in recorder.readings}
+            order = list(dict.fromkeys(recorder.arrivals))
+        telemetry_seqs = sorted(delivered)
+        expected = sum(len(readings) for readings in delivered.values())
+        counted = lambda: sum(influx.count(kind, field) for kind, field in (  # noqa: E731
+            ("meter", "volume_m3"), ("pump", "frequency_hz"), ("quality", "turbidity_ntu")))
+        wait_for(lambda: counted() >= expected, 60, f"{expected} readings in InfluxDB")
+        assert counted() == expected
+        # Replayed in order: each device's readings arrived oldest first.
+        last_time: dict[str, str] = {}
+        for seq in (s for s in order if s in delivered):
+            for device, taken in delivered[seq]:
+                assert taken >= last_time.get(device, ""), (device, taken)
+                last_time[device] = taken
+        assert len(telemetry_seqs) > 20
+    finally:
+        for process in (gateway, devices):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+        recorder.close()
