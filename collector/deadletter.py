@@ -13,11 +13,12 @@ must survive a power cut, not only a crash (about 2,000 rows/s here; bad input i
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from collector.durable import open_durable
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +33,11 @@ class DeadLetter:
 
 class DeadLetterStore:
     def __init__(self, path: Path, max_rows: int = 100_000, max_raw_bytes: int = 1_048_576):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
+        self._db = open_durable(
+            path,
             "CREATE TABLE IF NOT EXISTS dead_letter (id INTEGER PRIMARY KEY AUTOINCREMENT,"
             " received_at TEXT NOT NULL, topic TEXT NOT NULL, gateway TEXT,"
-            " reason TEXT NOT NULL, raw BLOB NOT NULL)"
+            " reason TEXT NOT NULL, raw BLOB NOT NULL)",
         )
         self._lock = threading.Lock()
         self._max_rows = max_rows

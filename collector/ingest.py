@@ -160,16 +160,23 @@ def _telemetry_reading_by_reading(
     return result
 
 
+def _time_refusal(taken_at: datetime, now: datetime, policy: IngestPolicy) -> str:
+    """Why a device timestamp is refused, or "" when it is within the window."""
+    try:
+        check_reading_time(taken_at, now, max_future=policy.max_future, max_age=policy.max_age)
+    except ContractError as exc:
+        return str(exc)
+    return ""
+
+
 def _add_reading(
     result: Decoded, reading: Reading, index: int, raw: bytes | list[dict[str, Any]],
     now: datetime, policy: IngestPolicy,
 ) -> None:
-    try:
-        check_reading_time(reading.time, now, max_future=policy.max_future,
-                           max_age=policy.max_age)
-    except ContractError as exc:
+    refusal = _time_refusal(reading.time, now, policy)
+    if refusal:
         kept = raw[index] if isinstance(raw, list) else reading.model_dump(mode="json")
-        result.rejections.append(Rejection(f"reading {index}: {exc}", _dump(kept)))
+        result.rejections.append(Rejection(f"reading {index}: {refusal}", _dump(kept)))
         return
     result.lines.append(reading_line(reading, result.gateway or ""))
     result.readings += 1
@@ -184,12 +191,10 @@ def _events(
         return result.reject_message(f"event message: {summarise(exc)}", payload)
     result.gateway, result.seq = message.gateway, message.seq
     for index, event in enumerate(message.events):
-        try:
-            check_reading_time(event.time, now, max_future=policy.max_future,
-                               max_age=policy.max_age)
-        except ContractError as exc:
+        refusal = _time_refusal(event.time, now, policy)
+        if refusal:
             result.rejections.append(
-                Rejection(f"event {index}: {exc}", event.model_dump_json().encode())
+                Rejection(f"event {index}: {refusal}", event.model_dump_json().encode())
             )
             continue
         result.lines.append(event_point(event, message.gateway).to_line())

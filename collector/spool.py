@@ -9,10 +9,11 @@ persistent session until there is room again.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import zlib
 from pathlib import Path
+
+from collector.durable import open_durable
 
 
 class SpoolFull(RuntimeError):
@@ -21,13 +22,10 @@ class SpoolFull(RuntimeError):
 
 class Spool:
     def __init__(self, path: Path, max_bytes: int):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
+        self._db = open_durable(
+            path,
             "CREATE TABLE IF NOT EXISTS batch (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " lines BLOB NOT NULL, size INTEGER NOT NULL, points INTEGER NOT NULL)"
+            " lines BLOB NOT NULL, size INTEGER NOT NULL, points INTEGER NOT NULL)",
         )
         self._lock = threading.Lock()
         self.max_bytes = max_bytes
