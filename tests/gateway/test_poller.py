@@ -118,6 +118,15 @@ def open_site(field: SimulatedField, noise: LineNoise | None = None) -> Iterator
         yield Site(field, bank, port, meters, well, analyser)
 
 
+def one_pump_pollers(well: str, port: int) -> PollerGroup:
+    """Pollers for a single pump drive, unit 1 behind a Modbus TCP gateway on ``port``."""
+    return build_pollers(
+        village="v001", dma=None, defaults=FAST,
+        devices=[{"device": well, "kind": "pump", "link": "plc", "unit": 1,
+                  "model": PUMP.name}],
+        links=[{"name": "plc", "type": "modbus_tcp", "host": "127.0.0.1", "port": port}])
+
+
 @pytest.fixture
 def site() -> Iterator[Site]:
     yield from open_site(SimulatedField.build(seed=31, villages=1, households_per_village=4,
@@ -325,11 +334,7 @@ def test_pump_drive_that_goes_away_is_reported_offline_and_online_when_it_is_bac
                                   port=port)
 
     sink = CollectingSink()
-    group = build_pollers(
-        village="v001", dma=None, defaults=FAST,
-        devices=[{"device": well, "kind": "pump", "link": "plc", "unit": 1,
-                  "model": PUMP.name}],
-        links=[{"name": "plc", "type": "modbus_tcp", "host": "127.0.0.1", "port": port}])
+    group = one_pump_pollers(well, port)
     group.attach(sink)
     try:
         with drive():
@@ -398,11 +403,7 @@ def test_a_drive_fault_in_the_simulation_reaches_the_sink_as_reading_and_event()
     field = SimulatedField(CountySimulation(county, [fault], START, 37))
     port = free_port()
     sink = CollectingSink()
-    group = build_pollers(
-        village="v001", dma=None, defaults=FAST,
-        devices=[{"device": well, "kind": "pump", "link": "plc", "unit": 1,
-                  "model": PUMP.name}],
-        links=[{"name": "plc", "type": "modbus_tcp", "host": "127.0.0.1", "port": port}])
+    group = one_pump_pollers(well, port)
     group.attach(sink)
     try:
         with ModbusDeviceServer([SimulatedModbusDevice(1, PUMP, lambda: field.pump(well))],
