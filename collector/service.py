@@ -22,6 +22,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from collector.deadletter import DeadLetterStore
 from collector.health import HealthServer
 from collector.ingest import IngestPolicy, decode
+from collector.mqtt_client import CollectorMqttClient
 from collector.sequence import SequenceTracker
 from collector.spool import Spool
 from collector.stats import Stats
@@ -33,8 +34,9 @@ from common.settings import CollectorSettings, MqttSettings
 log = logging.getLogger(__name__)
 
 
-def build_mqtt_client(mqtt_settings: MqttSettings, settings: CollectorSettings) -> mqtt.Client:
-    client = mqtt.Client(
+def build_mqtt_client(mqtt_settings: MqttSettings,
+                      settings: CollectorSettings) -> CollectorMqttClient:
+    client = CollectorMqttClient(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=settings.client_id,
         protocol=mqtt.MQTTv5,
@@ -61,7 +63,7 @@ class Collector:
     def __init__(
         self,
         *,
-        mqtt_client: mqtt.Client,
+        mqtt_client: CollectorMqttClient,
         mqtt_settings: MqttSettings,
         influx: InfluxClient,
         settings: CollectorSettings,
@@ -217,26 +219,26 @@ class Collector:
             self.stats.add(handler_errors=1)
 
     def _handle(self, message: mqtt.MQTTMessage) -> None:
-        decoded = decode(message.topic, bytes(message.payload), datetime.now(UTC),
-                         self._policy)
-        self.stats.add(messages_in=1, readings_in=decoded.readings, events_in=decoded.events,
-                       invalid_messages=int(decoded.message_rejected),
-                       invalid_readings=0 if decoded.message_rejected
-                       else len(decoded.rejections))
+        topic = message.topic  # decoded from bytes on every access
+        decoded = decode(topic, bytes(message.payload), datetime.now(UTC), self._policy)
+        self.stats.count_message(readings=decoded.readings, events=decoded.events,
+                                 rejections=len(decoded.rejections),
+                                 message_rejected=decoded.message_rejected)
         for rejection in decoded.rejections:
-            log.warning("dead letter from %s: %s", message.topic, rejection.reason)
-            self.dead_letters.add(message.topic, decoded.gateway, rejection.reason,
-                                  rejection.raw)
-        self.stats.add(dead_letters=len(decoded.rejections))
+            log.warning("dead letter from %s: %s", topic, rejection.reason)
+            self.dead_letters.add(topic, decoded.gateway, rejection.reason, rejection.raw)
         if decoded.gateway is not None and decoded.seq is not None:
             self.sequences.observe(decoded.gateway, decoded.seq)
         self.writer.submit(Pending(mid=message.mid, qos=message.qos, lines=decoded.lines,
-                                   topic=message.topic, generation=self._generation))
+                                   topic=topic, generation=self._generation))
 
-    def _ack(self, item: Pending) -> None:
-        if item.qos == 0 or item.generation != self._generation or not self._link_up.is_set():
-            return  # the broker redelivers it; InfluxDB overwrites the duplicate
-        self._client.ack(item.mid, item.qos)
+    def _ack(self, batch: list[Pending]) -> None:
+        if not self._link_up.is_set():
+            return  # the broker redelivers them; InfluxDB overwrites the duplicates
+        generation = self._generation
+        # Messages from an older connection come back anyway, maybe under reused ids.
+        self._client.ack_many(item.mid for item in batch
+                              if item.qos == 1 and item.generation == generation)
 
 
 def run_until(stop: threading.Event, collector: Collector, stats_interval_s: float) -> None:

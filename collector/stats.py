@@ -39,6 +39,20 @@ class Stats:
             for name, value in increments.items():
                 setattr(self._counters, name, getattr(self._counters, name) + value)
 
+    def count_message(self, *, readings: int, events: int, rejections: int,
+                      message_rejected: bool) -> None:
+        """One received message: the hot path, so not through add()'s keyword loop."""
+        with self._lock:
+            counters = self._counters
+            counters.messages_in += 1
+            counters.readings_in += readings
+            counters.events_in += events
+            counters.dead_letters += rejections
+            if message_rejected:
+                counters.invalid_messages += 1
+            else:
+                counters.invalid_readings += rejections
+
     def set(self, **values: int) -> None:
         with self._lock:
             for name, value in values.items():

@@ -17,9 +17,9 @@ and otherwise the batch is spooled and retried with backoff.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +31,7 @@ from common.schema import PRECISION
 
 log = logging.getLogger(__name__)
 
-Ack = Callable[["Pending"], None]
+Ack = Callable[[list["Pending"]], None]
 # 4xx answers about the request, not its lines: bisecting would dead-letter every point.
 _REQUEST_REFUSED = frozenset({401, 403, 404})
 LINGER_S = 0.05
@@ -76,7 +76,10 @@ class Writer:
         self._retry_max = retry_max_s
         self._backoff = retry_initial_s
         self._next_attempt = 0.0
-        self._queue: queue.Queue[Pending] = queue.Queue()
+        # A deque and an Event, not a queue.Queue: the MQTT thread hands over every message,
+        # and Queue's locking per item cost more than validating a one-reading message.
+        self._incoming: deque[Pending] = deque()
+        self._arrived = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="collector-writer", daemon=True)
         self.influx_up = True
@@ -84,7 +87,9 @@ class Writer:
     # ----------------------------------------------------------------- called by others
 
     def submit(self, item: Pending) -> None:
-        self._queue.put(item)
+        self._incoming.append(item)
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     def start(self) -> None:
         self._thread.start()
@@ -96,7 +101,7 @@ class Writer:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._incoming)
 
     # ----------------------------------------------------------------- the writer thread
 
@@ -106,7 +111,7 @@ class Writer:
             if batch:
                 self._make_durable(batch)
             self._drain_spool()
-            if self._stop.is_set() and self._queue.empty():
+            if self._stop.is_set() and not self._incoming:
                 return
 
     def _gather(self) -> list[Pending]:
@@ -115,23 +120,31 @@ class Writer:
         A stream that pauses for LINGER_S closes the batch early: under load batches stay
         large, and a quiet link does not wait the whole delay for nothing.
         """
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
+        if not self._wait_for_items(0.2):
             return []
-        batch, points = [first], len(first.lines)
+        batch: list[Pending] = []
+        points = 0
         deadline = time.monotonic() + self._max_delay
         while points < self._max_points and len(batch) < self._flush_at_messages:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             try:
-                item = self._queue.get(timeout=min(remaining, LINGER_S))
-            except queue.Empty:
-                break
+                item = self._incoming.popleft()
+            except IndexError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._wait_for_items(min(remaining, LINGER_S)):
+                    break
+                continue
             batch.append(item)
             points += len(item.lines)
         return batch
+
+    def _wait_for_items(self, timeout_s: float) -> bool:
+        """True once something is queued, False after timeout_s without anything."""
+        if self._incoming:
+            return True
+        self._arrived.clear()
+        if self._incoming:  # submitted between the check and the clear: it saw the flag set
+            return True
+        return self._arrived.wait(timeout_s)
 
     def _make_durable(self, batch: list[Pending]) -> None:
         lines = [line for item in batch for line in item.lines]
@@ -154,10 +167,8 @@ class Writer:
                 self._stats.add(spool_full_waits=1)
                 if not self._drain_spool(wait=True):
                     time.sleep(min(self._backoff, 1.0))
-        now = time.monotonic()
-        for item in batch:
-            self._ack(item)
-            self._stats.observe_lag(now - item.received)
+        self._ack(batch)
+        self._stats.observe_lag(time.monotonic() - batch[0].received)
 
     def _try_write(self, lines: list[str]) -> bool:
         """Write to InfluxDB; False if it is unavailable (the caller spools)."""
@@ -229,7 +240,7 @@ class Writer:
             self._succeeded()
             drained = True
             # Let fresh messages in between spooled batches unless we are blocked on space.
-            if not wait and not self._queue.empty() and time.monotonic() - started > 1.0:
+            if not wait and self._incoming and time.monotonic() - started > 1.0:
                 return drained
         return drained
 

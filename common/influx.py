@@ -37,7 +37,7 @@ class InfluxRejected(InfluxError):
 
 
 @lru_cache(maxsize=262_144)
-def _escape_key(text: str) -> str:
+def escape_key(text: str) -> str:
     """Tag keys, tag values and field keys repeat endlessly (device ids): cache them."""
     return text.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
 
@@ -46,7 +46,7 @@ def _escape_measurement(text: str) -> str:
     return text.replace("\\", "\\\\").replace(",", r"\,").replace(" ", r"\ ")
 
 
-def _field_value(value: float | int | bool | str) -> str:
+def field_value(value: float | int | bool | str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -76,13 +76,13 @@ class Point:
 def series_key(measurement: str, tags: Mapping[str, str]) -> str:
     """Measurement and sorted tags, escaped: the part of a line that names the series."""
     rendered = "".join(
-        f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v
+        f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items()) if v
     )
     return f"{_escape_measurement(measurement)}{rendered}"
 
 
 def format_fields(fields: Mapping[str, float | int | bool | str]) -> str:
-    return ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in fields.items())
+    return ",".join(f"{escape_key(k)}={field_value(v)}" for k, v in fields.items())
 
 
 @dataclass(slots=True)
