@@ -40,6 +40,24 @@ FIELDS: Final[dict[str, dict[str, str]]] = {
     EVENT_MEASUREMENT: {"severity": "string", "active": "boolean", "message": "string"},
     STATUS_MEASUREMENT: {"online": "boolean"},
 }
+#: What the analysis layer writes back (daily KPIs, supply outlook, alert states), for the
+#: boards. Measurement -> field -> type, as FIELDS; tags are named in docs/influxdb.md.
+ANALYSIS_FIELDS: Final[dict[str, dict[str, str]]] = {
+    # per DMA and local day; tags dma, village
+    "dma_kpi": {
+        "inflow_m3": "float", "consumption_m3": "float", "nrw_m3": "float", "nrw_pct": "float",
+        "night_flow_m3h": "float", "night_baseline_m3h": "float",
+        "litres_per_connection_day": "float", "ili": "float",
+    },
+    # per scheme (village) and evaluation; tags village, township
+    "supply_outlook": {
+        "demand_m3d": "float", "capacity_m3d": "float", "litres_per_person_day": "float",
+        "days_to_shortfall": "float", "guarantee_rate_pct": "float",
+        "well_margin_m": "float", "plan_level": "integer",
+    },
+    # one point per alert change; tags kind, severity, village, dma, device
+    "alert": {"key": "string", "open": "boolean", "title": "string"},
+}
 TAGS: Final = ("device", "village", "dma", "gateway")
 #: per reading kind, the contract fields stored as they are (derived ones are computed)
 _STORED: Final = {
