@@ -32,6 +32,8 @@ class Village(BaseModel):
     households: int
     monitored_households: int = Field(description="households on the social monitoring list")
     gateway: str
+    latitude: float = Field(description="WGS84, the village centre (crews' routes start here)")
+    longitude: float = Field(description="WGS84")
 
 
 class Well(BaseModel):
@@ -102,6 +104,8 @@ class County(BaseModel):
         default=8.0, description="local time = UTC + this (China Standard Time, no DST); "
         "demand follows local time, so the night minimum is 02:00-04:00 local")
     tariff_yuan_m3: float = 3.0
+    seat_latitude: float = Field(description="WGS84 of the county seat: the bureau and depot")
+    seat_longitude: float
     townships: list[Township]
     villages: list[Village]
     wells: list[Well]

@@ -60,6 +60,7 @@ def build_county(
     parts: dict[str, list] = {k: [] for k in
                               ("villages", "wells", "tanks", "dmas", "households",
                                "analysers", "gateways")}
+    places = _Places(seed, n_townships)
     meter_serial = 0
     for v in range(villages):
         vid = f"v{v + 1:03d}"
@@ -70,6 +71,7 @@ def build_county(
             id=vid, name=f"Village {v + 1}", township=townships[v % n_townships].id,
             population=int(persons.sum()), households=n_hh,
             monitored_households=int(monitored.sum()), gateway=f"gw-{vid}",
+            **places.village(v % n_townships),
         ))
         mean_demand_m3h = float(persons.sum()) * BASE_LPCD / 1000 / 24
         parts["wells"].extend(_wells(rng, vid, mean_demand_m3h))
@@ -93,7 +95,33 @@ def build_county(
         parts["analysers"].extend(_analysers(v, vid))
         parts["gateways"].append(Gateway(id=f"gw-{vid}", village=vid))
     return County(seed=seed, utc_offset_hours=utc_offset_hours, tariff_yuan_m3=tariff_yuan_m3,
-                  townships=townships, **parts)
+                  seat_latitude=SEAT[0], seat_longitude=SEAT[1], townships=townships, **parts)
+
+
+#: the county seat, in the loess hills of northern Shanxi
+SEAT = (39.05, 112.45)
+_KM_PER_DEGREE_LAT = 111.0
+
+
+class _Places:
+    """Village positions: townships on a ring 8-25 km from the seat, villages within ~6 km of
+    their township's centre. Its own random stream, so the county's other draws (and every
+    simulated reading) do not move when positions are added or changed."""
+
+    def __init__(self, seed: int, townships: int) -> None:
+        self._rng = np.random.default_rng([seed, 0x91ACE])
+        angles = np.linspace(0, 2 * np.pi, townships, endpoint=False)
+        radii = self._rng.uniform(8, 25, townships) if townships > 1 else np.zeros(1)
+        self._centres = [(float(r * np.sin(a)), float(r * np.cos(a)))
+                         for r, a in zip(radii, angles, strict=True)]
+
+    def village(self, township: int) -> dict[str, float]:
+        east, north = self._centres[township]
+        east += float(self._rng.normal(0, 3))
+        north += float(self._rng.normal(0, 3))
+        km_per_degree_lon = _KM_PER_DEGREE_LAT * float(np.cos(np.radians(SEAT[0])))
+        return {"latitude": round(SEAT[0] + north / _KM_PER_DEGREE_LAT, 5),
+                "longitude": round(SEAT[1] + east / km_per_degree_lon, 5)}
 
 
 def _dma(rng: np.random.Generator, vid: str, n_hh: int, mean_demand_m3h: float) -> Dma:
