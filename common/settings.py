@@ -108,6 +108,38 @@ class GatewaySettings(BaseModel):
     command_max_age_s: float = Field(default=900.0, gt=0)
 
 
+class ApiSettings(BaseModel):
+    """The ticket service (docs/api.md); ticket rules may come from a YAML file."""
+
+    # SQLite (embedded) by default; production: postgresql+psycopg://user:pass@host/db
+    database_url: str = "sqlite:///var/api.sqlite3"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1)
+    # Signs the login JWTs; required in production. In development, when unset, a random
+    # secret is generated once and kept in jwt_secret_file.
+    jwt_secret: SecretStr | None = None
+    jwt_secret_file: Path = Path("var/api/jwt-secret")
+    access_token_minutes: int = Field(default=480, ge=1)
+    # YAML with ticket rules (alert kind -> type, priority, skill, SLA class); empty: built-in.
+    ticket_rules_file: Path | None = None
+    # Repair commitments per SLA class, hours.
+    sla_minor_h: float = Field(default=12.0, gt=0)
+    sla_ordinary_h: float = Field(default=24.0, gt=0)
+    sla_major_h: float = Field(default=48.0, gt=0)
+    # Telemetry verification of resolved tickets.
+    verify_leak_nights: int = Field(default=3, ge=1)
+    # A night passes when its minimum flow (02:00-04:00 local) <= baseline x (1 + this) ...
+    verify_night_flow_tolerance: float = Field(default=0.15, ge=0)
+    # ... + this absolute margin, m3/h (small DMAs have tiny baselines).
+    verify_night_flow_margin_m3h: float = Field(default=0.05, ge=0)
+    # Nights before the alert that define the baseline when the alert carries none.
+    verify_baseline_nights: int = Field(default=7, ge=1)
+    # A device ticket is verified when readings (or an open valve) arrive within this, hours.
+    verify_device_window_h: float = Field(default=24.0, gt=0)
+    utc_offset_hours: float = 8.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RURALWATER_", env_nested_delimiter="__", extra="ignore"
@@ -120,6 +152,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

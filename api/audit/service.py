@@ -1,0 +1,76 @@
+"""Record and read the audit trail. Every write in a service function calls :func:`record`
+in the same transaction as the change, so a change is never committed without its entry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.audit.models import AuditEntry
+from api.auth.security import Principal
+from api.db import utcnow
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def record(
+    *,
+    db_session: Session,
+    actor: Principal,
+    action: str,
+    entity_type: str,
+    entity_id: str | int,
+    reason: str = "",
+    changes: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """Add an audit entry (committed with the caller's unit of work)."""
+    entry = AuditEntry(
+        at=utcnow(),
+        actor=actor.actor if actor.name != "system" else "system",
+        actor_role=actor.role_name if actor.name != "system" else "system",
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        reason=reason,
+        changes=_jsonable(dict(changes or {})),
+    )
+    db_session.add(entry)
+    return entry
+
+
+def get_all(
+    *,
+    db_session: Session,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[AuditEntry]:
+    """Newest first, filtered by whatever is given."""
+    query = select(AuditEntry)
+    if entity_type is not None:
+        query = query.where(AuditEntry.entity_type == entity_type)
+    if entity_id is not None:
+        query = query.where(AuditEntry.entity_id == entity_id)
+    if actor is not None:
+        query = query.where(AuditEntry.actor == actor)
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    return db_session.scalars(query.limit(limit).offset(offset)).all()

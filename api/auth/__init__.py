@@ -1,0 +1,1 @@
+"""Users, roles, service tokens, password hashing and JWTs."""

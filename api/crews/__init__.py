@@ -1,0 +1,1 @@
+"""Repair crews: members, skills, home base, working hours and zones (townships)."""

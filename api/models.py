@@ -1,0 +1,16 @@
+"""The registry of every api/ table: import a package's models here so that Alembic
+(``api/migrations/env.py``) and ``create_all`` see them. See docs/api.md."""
+
+from __future__ import annotations
+
+from api.audit import models as audit_models
+from api.auth import models as auth_models
+from api.crews import models as crews_models
+from api.db import Base
+
+__all__ = [
+    "Base",
+    "audit_models",
+    "auth_models",
+    "crews_models",
+]
