@@ -1,0 +1,1 @@
+"""Alert intake from the analysis layer (common/alerts.py is the contract)."""
