@@ -1,0 +1,664 @@
+"""Leaks: per-DMA water balance, minimum night flow, bursts, customer-side leaks, KPIs.
+
+Pure functions on pandas objects. Frames are indexed by UTC time; wide frames have one
+column per device or DMA. Volumes are m3, flows m3/h. An hourly value at index ``t`` is
+the volume of the hour ending at ``t`` (cumulative volume at ``t`` minus at ``t - 1h``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from analysis.findings import Finding
+from analysis.params import LeakParams
+from analysis.readings import local
+from common.alerts import AlertKind, Evidence, Place, SeriesWindow, Severity
+from common.register import County, Dma
+
+ANOMALIES = ("rollover", "reset", "swap", "reverse", "glitch")
+_MAD_TO_SIGMA = 1.4826
+
+
+# --------------------------------------------------------------------------- cumulative meters
+
+
+def continuous_volumes(volumes: pd.DataFrame, params: LeakParams, *,
+                       max_flow_m3h: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Turn raw cumulative registers into continuous volumes, undoing wraps, resets, swaps.
+
+    Parameters
+    ----------
+    volumes
+        Long frame with columns ``time`` (UTC), ``device``, ``value`` (cumulative m3 as the
+        register shows it).
+    params
+        Rollover moduli, reset and reverse-flow limits.
+    max_flow_m3h
+        Faster apparent flow between two readings is a glitch (m3/h).
+
+    Returns
+    -------
+    continuous
+        Columns time, device, value: m3 registered since the device's first reading here.
+    anomalies
+        Columns time, device, anomaly (one of ``ANOMALIES``), change_m3 (the raw step).
+        Wraps add the modulus; a reset to near zero counts what the new register shows; a
+        swap (a drop to another non-zero reading) and a glitch count nothing; reverse flow
+        counts negative.
+    """
+    for column in ("time", "device", "value"):
+        if column not in volumes.columns:
+            raise ValueError(f"volumes lack column {column!r}")
+    frame = volumes.sort_values(["device", "time"], kind="stable").reset_index(drop=True)
+    device = frame["device"].to_numpy()
+    value = frame["value"].to_numpy(dtype=float)
+    same = np.zeros(len(frame), dtype=bool)
+    same[1:] = device[1:] == device[:-1]
+    prev = np.empty_like(value)
+    prev[0] = np.nan
+    prev[1:] = value[:-1]
+    hours = frame["time"].diff().dt.total_seconds().to_numpy() / 3600.0
+    hours = np.where(same, np.maximum(np.nan_to_num(hours, nan=0.0), 1 / 60), 1.0)
+    step = np.where(same, value - prev, 0.0)
+    ceiling = max_flow_m3h * hours
+    modulus = _modulus_above(prev, params.rollover_moduli_m3)
+    wrapped = value + modulus - prev
+    falling = same & (step < 0)
+    rollover = (falling & np.isfinite(modulus) & (prev >= params.rollover_near_share * modulus)
+                & (wrapped <= ceiling))
+    reverse = falling & ~rollover & (-step <= params.reverse_max_m3)
+    reset = falling & ~rollover & ~reverse & (value <= params.reset_max_m3)
+    swap = falling & ~rollover & ~reverse & ~reset
+    glitch = same & (step > ceiling)
+    counted = step.copy()
+    counted[rollover] = wrapped[rollover]
+    counted[reset] = value[reset]
+    counted[swap | glitch] = 0.0
+    groups = pd.Series(counted).groupby(device, sort=False).cumsum()
+    continuous = pd.DataFrame({"time": frame["time"], "device": frame["device"],
+                               "value": groups.to_numpy()})
+    labels = np.full(len(frame), "", dtype=object)
+    for name, mask in zip(ANOMALIES, (rollover, reset, swap, reverse, glitch), strict=True):
+        labels[mask] = name
+    flagged = labels != ""
+    anomalies = pd.DataFrame({"time": frame["time"][flagged].to_numpy(),
+                              "device": device[flagged], "anomaly": labels[flagged],
+                              "change_m3": step[flagged]})
+    anomalies["time"] = pd.to_datetime(anomalies["time"], utc=True)
+    return continuous, anomalies
+
+
+def _modulus_above(values: np.ndarray, moduli: list[float]) -> np.ndarray:
+    """The smallest register size above each value (inf if none)."""
+    result = np.full(values.shape, np.inf)
+    for modulus in sorted(moduli, reverse=True):
+        result = np.where(values < modulus, modulus, result)
+    return result
+
+
+@dataclass(frozen=True)
+class HourlyUse:
+    """Per-device volume per hour: index = hour end (UTC), columns = device ids."""
+
+    use: pd.DataFrame  # m3 in the hour; interpolated across gaps; NaN outside the data
+    observed: pd.DataFrame  # bool: both ends of the hour were actual readings
+
+
+def hourly_use(continuous: pd.DataFrame, grid: pd.DatetimeIndex, *,
+               exact: bool = False) -> HourlyUse:
+    """Volume per device and hour from continuous cumulative volumes.
+
+    By default readings are snapped to the nearest whole hour (the nearest reading stands
+    for it: a meter clock or poll a few minutes off does not matter to an hourly balance,
+    and 60,000 hourly meters stay one small frame). ``exact`` interpolates in time at each
+    whole hour instead, for devices read several times an hour (bulk inflow meters). Gaps
+    are interpolated linearly in time, so a meter back from an outage spreads what it
+    registered meanwhile over the gap.
+    """
+    if len(grid) < 2:
+        raise ValueError("the hour grid needs at least two hours")
+    empty = pd.DataFrame(index=grid[1:], dtype=float)
+    if continuous.empty:
+        return HourlyUse(empty, empty.astype(bool))
+    if exact:
+        table = continuous.pivot_table(index="time", columns="device", values="value",
+                                       aggfunc="last")
+        observed = table.notna().reindex(grid, fill_value=False)
+        table = table.reindex(table.index.union(grid)).interpolate(
+            method="time", limit_area="inside").reindex(grid)
+    else:
+        rounded = continuous["time"].dt.round("h")
+        snapped = continuous.assign(time=rounded, off=(continuous["time"] - rounded).abs())
+        snapped = snapped.sort_values(["device", "time", "off"], kind="stable")
+        snapped = snapped.drop_duplicates(["device", "time"], keep="first")
+        table = snapped.pivot(index="time", columns="device", values="value").reindex(grid)
+        observed = table.notna()
+        table = table.interpolate(method="linear", limit_area="inside")
+    table.columns = table.columns.astype(str)
+    observed.columns = table.columns
+    table.columns.name = observed.columns.name = None
+    use = table.diff().iloc[1:]
+    both = (observed & observed.shift(1, fill_value=False)).iloc[1:]
+    return HourlyUse(use, both)
+
+
+def group_sum(frame: pd.DataFrame, group_of: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sum columns by group (e.g. meters by DMA): returns (sums, count of non-NaN values).
+
+    ``group_of`` maps column -> group; columns without a group are ignored.
+    """
+    columns = [c for c in frame.columns if c in group_of.index]
+    groups = pd.Index(sorted(set(group_of[columns]))) if columns else pd.Index([], dtype=str)
+    if not columns:
+        empty = pd.DataFrame(index=frame.index, columns=groups, dtype=float)
+        return empty, empty
+    codes = groups.get_indexer(group_of[columns].to_numpy())
+    onehot = sparse.csr_matrix((np.ones(len(columns)), (np.arange(len(columns)), codes)),
+                               shape=(len(columns), len(groups)))
+    values = frame[columns].to_numpy(dtype=float)
+    present = np.isfinite(values)
+    sums = sparse.csr_matrix(np.where(present, values, 0.0)) @ onehot
+    counts = sparse.csr_matrix(present.astype(float)) @ onehot
+    return (pd.DataFrame(sums.toarray(), index=frame.index, columns=groups),
+            pd.DataFrame(counts.toarray(), index=frame.index, columns=groups))
+
+
+# --------------------------------------------------------------------------- DMA balance
+
+
+@dataclass(frozen=True)
+class DmaHourly:
+    """Per DMA and hour (index = hour end, UTC; columns = DMA ids), m3 in the hour."""
+
+    inflow: pd.DataFrame
+    consumption: pd.DataFrame  # household meters, scaled up for meters not covered
+    coverage: pd.DataFrame  # share of the DMA's meters with a value that hour
+
+    @property
+    def losses(self) -> pd.DataFrame:
+        """Non-revenue water per hour: inflow minus metered consumption, m3."""
+        return self.inflow - self.consumption
+
+
+def dma_hourly(inflow_use: pd.DataFrame, meter_use: pd.DataFrame, register: County,
+               params: LeakParams) -> DmaHourly:
+    """Hourly inflow and consumption per DMA from per-device hourly volumes.
+
+    Parameters
+    ----------
+    inflow_use
+        m3 per hour per DMA inflow meter (columns = inflow meter ids).
+    meter_use
+        m3 per hour per household meter (columns = CJ/T 188 addresses).
+    """
+    dmas = pd.Index([d.id for d in register.dmas])
+    inflow_of = pd.Series({d.inflow_meter: d.id for d in register.dmas}, dtype=object)
+    meter_dma = pd.Series({h.meter: h.dma for h in register.households}, dtype=object)
+    expected = meter_dma.value_counts().reindex(dmas, fill_value=0).astype(float)
+    index = meter_use.index.union(inflow_use.index)
+    inflow, _ = group_sum(inflow_use.reindex(index), inflow_of)
+    inflow = inflow.where(_present_mask(inflow_use.reindex(index), inflow_of)).reindex(
+        columns=dmas)
+    sums, counts = group_sum(meter_use.reindex(index), meter_dma)
+    sums, counts = sums.reindex(columns=dmas), counts.reindex(columns=dmas).fillna(0.0)
+    coverage = counts / expected.replace(0.0, np.nan)
+    consumption = (sums * expected / counts.replace(0.0, np.nan)).where(
+        coverage >= params.min_meter_coverage)
+    return DmaHourly(inflow, consumption, coverage)
+
+
+def _present_mask(frame: pd.DataFrame, group_of: pd.Series) -> pd.DataFrame:
+    """True where every column of a group has a value (bulk meters are never scaled up)."""
+    _, counts = group_sum(frame, group_of)
+    needed = group_of.value_counts().reindex(counts.columns).astype(float)
+    return counts >= needed
+
+
+@dataclass(frozen=True)
+class Excess:
+    """How far a rolling window sum sits above the same hours on earlier days."""
+
+    excess_m3h: pd.DataFrame  # window mean above baseline, m3/h
+    sigma_m3h: pd.DataFrame  # robust spread of the baseline window means, m3/h
+    baseline_m3h: pd.DataFrame
+
+
+def window_excess(hourly: pd.DataFrame, window_h: int, params: LeakParams) -> Excess:
+    """Compare each ``window_h``-hour sum with the same hours on the previous days.
+
+    ``hourly`` must sit on a regular hourly index (hour ends). The baseline is the
+    ``params.baseline_quantile`` of the same window on each of the previous
+    ``params.baseline_days`` days (needs ``params.min_baseline_days`` of them); comparing
+    like hours keeps the diurnal shape of apparent losses and pressure out of the excess.
+    """
+    if window_h < 1:
+        raise ValueError("window_h must be at least 1")
+    rolled = hourly.rolling(window_h, min_periods=window_h).sum()
+    past = np.stack([rolled.shift(24 * k).to_numpy(dtype=float)
+                     for k in range(1, params.baseline_days + 1)])
+    counts = np.isfinite(past).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        baseline = np.nanquantile(past, params.baseline_quantile, axis=0)
+        centre = np.nanmedian(past, axis=0)
+        spread = _MAD_TO_SIGMA * np.nanmedian(np.abs(past - centre), axis=0)
+    enough = counts >= params.min_baseline_days
+    baseline = np.where(enough, baseline, np.nan)
+    spread = np.where(counts >= 3, spread, 0.0)
+
+    def frame(values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values / window_h, index=hourly.index, columns=hourly.columns)
+
+    return Excess(frame(rolled.to_numpy(dtype=float) - baseline), frame(spread),
+                  frame(baseline))
+
+
+# --------------------------------------------------------------------------- night flow
+
+
+def night_minimum(flow: pd.DataFrame, utc_offset_hours: float,
+                  params: LeakParams) -> pd.DataFrame:
+    """Minimum night flow per local night: index = local date, columns as ``flow``.
+
+    ``flow`` is instantaneous or step-mean flow (m3/h), index = reading time (UTC). A
+    reading stamped ``T`` covers the step ending at ``T``, so the night window is
+    ``(start, end]`` local (``params.night_start_hour``, ``night_end_hour``). Nights with
+    fewer than half the expected readings in the window are NaN.
+    """
+    if flow.empty:
+        return pd.DataFrame(columns=flow.columns, dtype=float)
+    stamps = local(flow.index, utc_offset_hours)
+    hour = np.asarray(stamps.hour + stamps.minute / 60 + stamps.second / 3600)
+    inside = (hour > params.night_start_hour) & (hour <= params.night_end_hour)
+    inside |= (hour == 0) & (params.night_end_hour == 24)
+    if not inside.any():
+        return pd.DataFrame(columns=flow.columns, dtype=float)
+    nights = flow[inside]
+    dates = pd.DatetimeIndex(stamps[inside].normalize())
+    grouped = nights.groupby(dates)
+    minimum, counts = grouped.min(), grouped.count()
+    expected = counts.max()
+    return minimum.where(counts >= np.ceil(expected / 2))
+
+
+def night_metered(consumption: pd.DataFrame, utc_offset_hours: float,
+                  params: LeakParams) -> pd.DataFrame:
+    """Mean metered consumption (m3/h) per DMA over each local night's quiet hours.
+
+    The hours are ``params.customer_night_hours``; index = local date. Subtracted from the
+    minimum night flow's rise, it keeps a customer-side leak (which the household meter
+    registers) from passing for a network leak.
+    """
+    if consumption.empty:
+        return pd.DataFrame(columns=consumption.columns, dtype=float)
+    start_h, end_h = params.customer_night_hours
+    hour_start = local(consumption.index - pd.Timedelta(hours=1), utc_offset_hours)
+    inside = np.asarray((hour_start.hour >= start_h) & (hour_start.hour < end_h))
+    nights = consumption[inside]
+    dates = pd.DatetimeIndex(hour_start[inside].normalize())
+    grouped = nights.groupby(dates)
+    return grouped.mean().where(grouped.count() >= end_h - start_h)
+
+
+def night_baseline(nightly: pd.DataFrame, params: LeakParams) -> tuple[pd.DataFrame,
+                                                                        pd.DataFrame]:
+    """Baseline and robust sigma of each night from the previous nights (same quantile)."""
+    daily = nightly.asfreq("D") if len(nightly) else nightly
+    past = np.stack([daily.shift(k).to_numpy(dtype=float)
+                     for k in range(1, params.baseline_days + 1)]) if len(daily) else None
+    if past is None:
+        return daily, daily
+    counts = np.isfinite(past).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        base = np.nanquantile(past, params.baseline_quantile, axis=0)
+        centre = np.nanmedian(past, axis=0)
+        spread = _MAD_TO_SIGMA * np.nanmedian(np.abs(past - centre), axis=0)
+    base = np.where(counts >= params.min_baseline_days, base, np.nan)
+    spread = np.where(counts >= 3, spread, 0.0)
+    return (pd.DataFrame(base, index=daily.index, columns=daily.columns),
+            pd.DataFrame(spread, index=daily.index, columns=daily.columns))
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def dma_place(register: County, dma: Dma) -> Place:
+    township = next((v.township for v in register.villages if v.id == dma.village), None)
+    return Place(township=township, village=dma.village, scheme=dma.village, dma=dma.id,
+                 device=dma.inflow_meter)
+
+
+def _run_start(condition: pd.Series) -> pd.Timestamp | None:
+    """The first index of the run of True values that ends at the last index."""
+    values = condition.to_numpy(dtype=bool)
+    if not len(values) or not values[-1]:
+        return None
+    falses = np.flatnonzero(~values)
+    first = falses[-1] + 1 if len(falses) else 0
+    return pd.Timestamp(condition.index[first])
+
+
+def _last_fresh(frame: pd.DataFrame, column: str, now: pd.Timestamp,
+                max_age: pd.Timedelta) -> pd.Timestamp | None:
+    values = frame[column].dropna() if column in frame.columns else pd.Series(dtype=float)
+    if values.empty:
+        return None
+    last = pd.Timestamp(values.index[-1])
+    return last if now - last <= max_age else None
+
+
+def detect_network_leaks(hourly: DmaHourly, nightly: pd.DataFrame, register: County,
+                         params: LeakParams, now: datetime
+                         ) -> tuple[list[Finding], set[str]]:
+    """Bursts and sustained leaks per DMA, as of ``now``.
+
+    A **burst** is a step in losses (inflow minus metered consumption) over the last
+    ``burst_window_h`` hours of at least ``burst_share`` of the DMA's mean inflow. A
+    **leak** (kind ``night_flow``) is extra loss over the last ``sustained_window_h`` hours
+    of at least ``leak_share`` of mean inflow (and ``noise_sigmas`` robust sigmas), still
+    present over the last ``recent_window_h`` hours; or a minimum night flow
+    ``night_flow_share`` of mean inflow above its baseline, less the rise in metered night
+    consumption (a customer-side leak raises both). Once flagged, a leak holds while the
+    sustained excess stays above half its threshold (hysteresis). No leak verdict while
+    consumption surges (the balance then mixes in meter under-registration) or just after
+    a burst (the burst alert covers it).
+
+    Returns the findings and the DMA ids that could be evaluated.
+    """
+    stamp = pd.Timestamp(now)
+    losses = hourly.losses
+    burst = window_excess(losses, params.burst_window_h, params)
+    sustained = window_excess(losses, params.sustained_window_h, params)
+    recent = window_excess(losses, params.recent_window_h, params)
+    use_excess = window_excess(hourly.consumption, params.recent_window_h, params)
+    metered = night_metered(hourly.consumption, register.utc_offset_hours, params)
+    night_rise = _night_rise(nightly, metered, params)
+    findings: list[Finding] = []
+    evaluated: set[str] = set()
+    for dma in register.dmas:
+        at = _last_fresh(losses, dma.id, stamp, pd.Timedelta(hours=3))
+        if at is None:
+            continue
+        mean_inflow = float(hourly.inflow[dma.id].mean())
+        if not np.isfinite(mean_inflow) or mean_inflow <= 0:
+            continue
+        evaluated.add(dma.id)
+        burst_threshold = np.maximum(params.burst_share * mean_inflow,
+                                     params.noise_sigmas * burst.sigma_m3h[dma.id])
+        is_burst = burst.excess_m3h[dma.id] >= burst_threshold
+        window = SeriesWindow(measurement="dma_inflow", fields=["flow_m3h", "volume_m3"],
+                              tags={"dma": dma.id}, start=_utc(at - pd.Timedelta(days=2)),
+                              end=_utc(at))
+        if bool(is_burst.get(at, False)):
+            findings.append(_burst_finding(register, dma, burst, is_burst, at, mean_inflow,
+                                           window))
+            continue
+        recent_burst = is_burst[at - pd.Timedelta(hours=params.recent_window_h
+                                                  + params.burst_window_h):at]
+        after_burst = bool(is_burst[at - pd.Timedelta(hours=params.sustained_window_h
+                                                      + params.burst_window_h):at].any())
+        surge = use_excess.excess_m3h[dma.id].get(at, np.nan)
+        baseline_use = use_excess.baseline_m3h[dma.id].get(at, np.nan)
+        if bool(recent_burst.any()) or (
+                np.isfinite(surge) and np.isfinite(baseline_use)
+                and surge > params.demand_surge_guard * baseline_use):
+            continue
+        finding = _leak_finding(register, dma, sustained, recent, night_rise, at,
+                                mean_inflow, params, window, after_burst=after_burst)
+        if finding is not None:
+            findings.append(finding)
+    return findings, evaluated
+
+
+def _burst_finding(register: County, dma: Dma, burst: Excess, is_burst: pd.Series,
+                   at: pd.Timestamp, mean_inflow: float, window: SeriesWindow) -> Finding:
+    excess = float(burst.excess_m3h[dma.id][at])
+    start = _run_start(is_burst[:at]) or at
+    share = excess / mean_inflow
+    return Finding(
+        kind=AlertKind.BURST, subject=dma.id,
+        severity=Severity.CRITICAL if share >= 0.5 else Severity.HIGH,
+        title=f"Burst in {dma.id}: losses up {excess:.2f} m3/h ({share:.0%} of inflow)",
+        place=dma_place(register, dma), started_at=_utc(start - pd.Timedelta(hours=1)),
+        evidence={"excess_loss_m3h": round(excess, 4), "share_of_mean_inflow": round(share, 4),
+                  "mean_inflow_m3h": round(mean_inflow, 4),
+                  "baseline_loss_m3h": round(float(burst.baseline_m3h[dma.id][at]), 4)},
+        window=window)
+
+
+@dataclass(frozen=True)
+class NightRise:
+    """Per local night and DMA: minimum night flow, its baseline and the rise (m3/h)."""
+
+    flow: pd.DataFrame
+    baseline: pd.DataFrame
+    rise: pd.DataFrame  # flow above baseline, less the rise in metered night consumption
+    sigma: pd.DataFrame
+
+
+def _night_rise(nightly: pd.DataFrame, metered: pd.DataFrame, params: LeakParams) -> NightRise:
+    base, sigma = night_baseline(nightly, params)
+    flow = nightly.reindex(base.index)
+    rise = flow - base
+    if not metered.empty:
+        metered_base, _ = night_baseline(metered, params)
+        metered_rise = (metered.reindex(metered_base.index) - metered_base).reindex(
+            index=rise.index, columns=rise.columns)
+        rise = rise - metered_rise.fillna(0.0)
+    return NightRise(flow, base, rise, sigma)
+
+
+def _leak_finding(register: County, dma: Dma, sustained: Excess, recent: Excess,
+                  night: NightRise, at: pd.Timestamp, mean_inflow: float,
+                  params: LeakParams, window: SeriesWindow, *,
+                  after_burst: bool = False) -> Finding | None:
+    """A sustained leak; just after a burst only the recent window (after it) counts."""
+    floor = params.leak_share * mean_inflow
+    if after_burst:
+        sustained = recent
+    threshold = np.maximum(floor, params.noise_sigmas * sustained.sigma_m3h[dma.id])
+    excess_series = sustained.excess_m3h[dma.id]
+    strict = (excess_series >= threshold) & (recent.excess_m3h[dma.id] >= floor)
+    hold = (excess_series >= threshold / 2)[:at]
+    run_start = _run_start(hold)
+    leaking = run_start is not None and bool(strict[run_start:at].any())
+    excess = float(excess_series.get(at, np.nan))
+    night_flow = night_base = night_rise = np.nan
+    night_leak = False
+    if dma.id in night.rise.columns:
+        rises = night.rise[dma.id].dropna()
+        if len(rises):
+            last = rises.index[-1]
+            night_rise = float(rises.iloc[-1])
+            night_flow = float(night.flow[dma.id].get(last, np.nan))
+            night_base = float(night.baseline[dma.id].get(last, np.nan))
+            night_threshold = max(params.night_flow_share * mean_inflow,
+                                  params.noise_sigmas * float(night.sigma[dma.id].get(last, 0)))
+            night_leak = night_rise >= night_threshold and not after_burst
+    if not leaking and not night_leak:
+        return None
+    started = (run_start - pd.Timedelta(hours=1) if leaking and run_start is not None
+               else at - pd.Timedelta(hours=24))
+    size = excess if leaking and np.isfinite(excess) else night_rise
+    share = size / mean_inflow
+    evidence: Evidence = {
+                "excess_loss_m3h": _round(excess), "share_of_mean_inflow": _round(share),
+                "mean_inflow_m3h": round(mean_inflow, 4), "night_flow_m3h": _round(night_flow),
+                "night_baseline_m3h": _round(night_base),
+                "night_rise_m3h": _round(night_rise)}
+    return Finding(
+        kind=AlertKind.NIGHT_FLOW, subject=dma.id,
+        severity=Severity.HIGH if share >= 0.1 else Severity.MEDIUM,
+        title=f"Leak in {dma.id}: losses up {size:.2f} m3/h ({share:.0%} of inflow)",
+        place=dma_place(register, dma), started_at=_utc(started), evidence=evidence,
+        window=window)
+
+
+def _utc(moment: pd.Timestamp) -> datetime:
+    """A whole-second aware datetime (pandas keeps nanoseconds a datetime cannot)."""
+    return pd.Timestamp(moment).floor("s").to_pydatetime()
+
+
+def _round(value: float, digits: int = 4) -> float | None:
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+def detect_customer_leaks(meter_use: HourlyUse, register: County, params: LeakParams,
+                          now: datetime) -> tuple[list[Finding], set[str]]:
+    """Household meters that never go idle at night over ``customer_nights`` nights.
+
+    A night (local ``customer_night_hours``) counts when every hour of it was actually read
+    (no interpolated hours), registered more than ``customer_idle_m3``, and the night's mean
+    flow reached ``customer_min_flow_m3h``. Subjects are household ids.
+    """
+    use, observed = meter_use.use, meter_use.observed
+    if use.empty:
+        return [], set()
+    start_h, end_h = params.customer_night_hours
+    hour_start = local(use.index - pd.Timedelta(hours=1), register.utc_offset_hours)
+    in_night = np.asarray((hour_start.hour >= start_h) & (hour_start.hour < end_h))
+    if not in_night.any():
+        return [], set()
+    nights_index = pd.DatetimeIndex(hour_start[in_night].normalize())
+    night_use = use[in_night]
+    busy = ((night_use > params.customer_idle_m3) & observed[in_night]).astype(float)
+    grouped_busy = busy.groupby(nights_index).sum()
+    hours = float(end_h - start_h)
+    mean_flow = night_use.where(observed[in_night]).groupby(nights_index).sum() / hours
+    complete = pd.Series(night_use.groupby(nights_index).size(), dtype=float) >= hours
+    leaking = (grouped_busy >= hours) & (mean_flow >= params.customer_min_flow_m3h)
+    leaking = leaking[complete.to_numpy()]
+    findings: list[Finding] = []
+    households = {h.meter: h for h in register.households}
+    township = {v.id: v.township for v in register.villages}
+    evaluated = {households[m].id for m in use.columns if m in households}
+    if leaking.empty:
+        return findings, evaluated
+    trailing = leaking.iloc[::-1].cumprod().sum()
+    for meter in trailing.index[trailing.to_numpy() >= params.customer_nights]:
+        household = households.get(str(meter))
+        if household is None:
+            continue
+        nights = int(trailing[meter])
+        first = leaking.index[-nights]
+        started = (pd.Timestamp(first) + pd.Timedelta(hours=start_h)
+                   - pd.Timedelta(hours=register.utc_offset_hours)).tz_localize("UTC")
+        flow = float(mean_flow[meter].iloc[-1])
+        findings.append(Finding(
+            kind=AlertKind.CUSTOMER_LEAK, subject=household.id,
+            severity=Severity.HIGH if household.monitored else Severity.MEDIUM,
+            title=f"Household {household.id}: meter never idle at night ({flow * 1000:.0f} L/h)",
+            place=Place(township=township.get(household.village), village=household.village,
+                        scheme=household.village, dma=household.dma, branch=household.branch,
+                        device=household.meter, household=household.id,
+                        monitored=household.monitored),
+            started_at=_utc(started),
+            evidence={"night_flow_m3h": round(flow, 4), "nights_never_idle": nights,
+                      "min_night_flow_m3h": round(float(params.customer_min_flow_m3h), 4)},
+            window=SeriesWindow(measurement="meter", fields=["volume_m3"],
+                                tags={"device": household.meter},
+                                start=_utc(started), end=_utc(pd.Timestamp(now)))))
+    return findings, evaluated
+
+
+def _dma_daily(hourly: pd.DataFrame, utc_offset_hours: float) -> pd.DataFrame:
+    """Sum hour volumes by local day (index = local date); days missing hours are NaN."""
+    if hourly.empty:
+        return hourly
+    dates = pd.DatetimeIndex(local(hourly.index - pd.Timedelta(hours=1),
+                                   utc_offset_hours).normalize())
+    grouped = hourly.groupby(dates)
+    return grouped.sum(min_count=1).where(grouped.count() >= 24)
+
+
+def dma_kpis(hourly: DmaHourly, nightly: pd.DataFrame, register: County,
+             params: LeakParams) -> pd.DataFrame:
+    """Per DMA and complete local day: the balance and the IWA/CJJ 92 KPIs.
+
+    Columns: dma, village, day (local date), inflow_m3, consumption_m3, nrw_m3, nrw_pct,
+    real_loss_m3 (NRW less ``apparent_loss_share`` of consumption),
+    litres_per_connection_day and ili (real losses over the unavoidable annual real losses
+    (18 x mains km + 0.8 x connections + 25 x private-pipe km) x pressure m; mains length
+    is the DMA's mains plus its branch lines), night_flow_m3h, night_baseline_m3h.
+    """
+    inflow = _dma_daily(hourly.inflow, register.utc_offset_hours)
+    consumption = _dma_daily(hourly.consumption, register.utc_offset_hours)
+    base, _ = night_baseline(nightly, params)
+    rows: list[pd.DataFrame] = []
+    for dma in register.dmas:
+        if dma.id not in inflow.columns:
+            continue
+        frame = pd.DataFrame({"inflow_m3": inflow[dma.id],
+                              "consumption_m3": consumption[dma.id]})
+        frame = frame.dropna(how="all")
+        if frame.empty:
+            continue
+        frame["nrw_m3"] = frame["inflow_m3"] - frame["consumption_m3"]
+        frame["nrw_pct"] = 100 * frame["nrw_m3"] / frame["inflow_m3"]
+        real = frame["nrw_m3"] - params.apparent_loss_share * frame["consumption_m3"]
+        frame["real_loss_m3"] = real
+        frame["litres_per_connection_day"] = 1000 * real / max(dma.connections, 1)
+        mains_km = dma.mains_km + sum(b.length_km for b in dma.branches)
+        uarl_l = (18 * mains_km + 0.8 * dma.connections + 25 * dma.connections
+                  * params.private_pipe_km_per_connection) * dma.avg_pressure_m
+        frame["ili"] = 1000 * real / uarl_l if uarl_l > 0 else np.nan
+        night = nightly[dma.id] if dma.id in nightly.columns else pd.Series(dtype=float)
+        night_base = base[dma.id] if dma.id in base.columns else pd.Series(dtype=float)
+        frame["night_flow_m3h"] = night.reindex(frame.index)
+        frame["night_baseline_m3h"] = night_base.reindex(frame.index)
+        frame.insert(0, "day", frame.index.date)
+        frame.insert(0, "village", dma.village)
+        frame.insert(0, "dma", dma.id)
+        rows.append(frame.reset_index(drop=True))
+    columns = ["dma", "village", "day", "inflow_m3", "consumption_m3", "nrw_m3", "nrw_pct",
+               "real_loss_m3", "litres_per_connection_day", "ili", "night_flow_m3h",
+               "night_baseline_m3h"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(rows, ignore_index=True)[columns]
+
+
+def detect_water_balance(kpis: pd.DataFrame, register: County, params: LeakParams
+                         ) -> tuple[list[Finding], set[str]]:
+    """DMAs whose real losses over the last ``nrw_window_days`` days exceed the CJJ 92 grade.
+
+    A chronic condition, not an incident: real losses (NRW less apparent losses) as a share
+    of inflow above ``nrw_grade_share``.
+    """
+    findings: list[Finding] = []
+    evaluated: set[str] = set()
+    if kpis.empty:
+        return findings, evaluated
+    dmas = {d.id: d for d in register.dmas}
+    for dma_id, days in kpis.groupby("dma"):
+        recent = days.dropna(subset=["inflow_m3", "consumption_m3"]).tail(params.nrw_window_days)
+        if len(recent) < min(params.nrw_window_days, 2):
+            continue
+        evaluated.add(str(dma_id))
+        inflow = float(recent["inflow_m3"].sum())
+        real = float(recent["real_loss_m3"].sum())
+        share = real / inflow if inflow > 0 else 0.0
+        if share < params.nrw_grade_share:
+            continue
+        dma = dmas[str(dma_id)]
+        first_day = pd.Timestamp(recent["day"].iloc[0])
+        started = (first_day - pd.Timedelta(hours=register.utc_offset_hours)).tz_localize("UTC")
+        findings.append(Finding(
+            kind=AlertKind.WATER_BALANCE, subject=dma.id,
+            severity=Severity.MEDIUM if share >= 1.5 * params.nrw_grade_share else Severity.LOW,
+            title=f"{dma.id}: real losses {share:.0%} of supply over {len(recent)} days "
+                  f"(grade {params.nrw_grade_share:.0%})",
+            place=dma_place(register, dma), started_at=_utc(started),
+            evidence={"real_loss_share": round(share, 4), "days": len(recent),
+                      "inflow_m3": round(inflow, 2), "real_loss_m3": round(real, 2),
+                      "nrw_pct": round(100 * float(recent["nrw_m3"].sum()) / inflow, 2)
+                      if inflow > 0 else None,
+                      "ili": _round(float(recent["ili"].mean()), 2)}))
+    return findings, evaluated
