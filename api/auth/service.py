@@ -109,6 +109,10 @@ def update(*, db_session: Session, user: User, user_in: UserUpdate, actor: Princ
     return user
 
 
+def get_service_tokens(*, db_session: Session) -> Sequence[ServiceToken]:
+    return db_session.scalars(select(ServiceToken).order_by(ServiceToken.name)).all()
+
+
 def create_service_token(
     *, db_session: Session, name: str, kind: ServiceKind, actor: Principal
 ) -> tuple[ServiceToken, str]:

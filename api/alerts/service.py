@@ -1,0 +1,148 @@
+"""Alert intake: store the latest version of each alert (idempotent by key), keep its
+ticket in step, list, acknowledge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.alerts.models import AlertRecord
+from api.audit import service as audit
+from api.auth.security import Principal
+from api.db import utcnow
+from api.errors import NotFound
+from api.tickets import service as tickets
+from api.tickets.models import Ticket
+from api.tickets.rules import TicketRule
+from common.alerts import Alert, AlertKind, AlertStatus, Severity
+from common.settings import ApiSettings
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    alert: AlertRecord
+    created: bool
+    changed: bool
+    ticket: Ticket | None
+
+
+def _columns(alert: Alert) -> dict[str, Any]:
+    """The alert as table columns (place flattened, window as JSON)."""
+    return {
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "status": alert.status,
+        "title": alert.title,
+        **alert.place.model_dump(),
+        "started_at": alert.started_at,
+        "detected_at": alert.detected_at,
+        "updated_at": alert.updated_at,
+        "resolved_at": alert.resolved_at,
+        "evidence": dict(alert.evidence),
+        "window": alert.window.model_dump(mode="json") if alert.window else None,
+        "plan_level": alert.plan_level,
+    }
+
+
+def _differs(record: AlertRecord, columns: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in columns.items() if getattr(record, name) != value}
+
+
+def get(*, db_session: Session, key: str) -> AlertRecord:
+    record = db_session.scalar(select(AlertRecord).where(AlertRecord.key == key))
+    if record is None:
+        raise NotFound(f"no alert {key!r}")
+    return record
+
+
+def intake(
+    *,
+    db_session: Session,
+    alert: Alert,
+    actor: Principal,
+    rules: Mapping[AlertKind, TicketRule],
+    settings: ApiSettings,
+) -> IntakeResult:
+    """Store ``alert`` under its key and keep its ticket in step; a repeat is a no-op."""
+    record = db_session.scalar(select(AlertRecord).where(AlertRecord.key == alert.key))
+    columns = _columns(alert)
+    created = record is None
+    reraised = False
+    if record is None:
+        record = AlertRecord(key=alert.key, revision=1, received_at=utcnow(), **columns)
+        db_session.add(record)
+        changes: dict[str, Any] = {"kind": alert.kind.value, "severity": alert.severity.value,
+                                   "status": alert.status.value}
+        action = "alert.create"
+    else:
+        changes = _differs(record, columns)
+        if not changes:
+            return IntakeResult(alert=record, created=False, changed=False,
+                                ticket=tickets.get_by_alert_key(db_session=db_session,
+                                                                alert_key=alert.key))
+        reraised = (record.status is AlertStatus.RESOLVED
+                    and alert.status is AlertStatus.OPEN)
+        if reraised:
+            record.acknowledged_at = None
+            record.acknowledged_by = None
+        for name, value in columns.items():
+            setattr(record, name, value)
+        record.revision += 1
+        record.received_at = utcnow()
+        action = "alert.resolve" if "status" in changes and \
+            alert.status is AlertStatus.RESOLVED else "alert.update"
+    db_session.flush()
+    audit.record(db_session=db_session, actor=actor, action=action, entity_type="alert",
+                 entity_id=alert.key, changes=changes)
+    ticket = tickets.sync_with_alert(db_session=db_session, alert=record,
+                                     rule=rules.get(alert.kind), actor=actor,
+                                     settings=settings, reraised=reraised)
+    db_session.commit()
+    return IntakeResult(alert=record, created=created, changed=True, ticket=ticket)
+
+
+def get_all(
+    *,
+    db_session: Session,
+    status: AlertStatus | None = None,
+    kind: AlertKind | None = None,
+    severity: Severity | None = None,
+    village: str | None = None,
+    dma: str | None = None,
+    acknowledged: bool | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[AlertRecord]:
+    """Most recently updated first."""
+    query = select(AlertRecord)
+    if status is not None:
+        query = query.where(AlertRecord.status == status)
+    if kind is not None:
+        query = query.where(AlertRecord.kind == kind)
+    if severity is not None:
+        query = query.where(AlertRecord.severity == severity)
+    if village is not None:
+        query = query.where(AlertRecord.village == village)
+    if dma is not None:
+        query = query.where(AlertRecord.dma == dma)
+    if acknowledged is not None:
+        query = query.where(AlertRecord.acknowledged_at.is_not(None) if acknowledged
+                            else AlertRecord.acknowledged_at.is_(None))
+    query = query.order_by(AlertRecord.updated_at.desc(), AlertRecord.id.desc())
+    return db_session.scalars(query.limit(limit).offset(offset)).all()
+
+
+def acknowledge(*, db_session: Session, record: AlertRecord, actor: Principal,
+                note: str = "") -> AlertRecord:
+    """Someone has seen it; acknowledging twice keeps the first acknowledgement."""
+    if record.acknowledged_at is None:
+        record.acknowledged_at = utcnow()
+        record.acknowledged_by = actor.actor
+        audit.record(db_session=db_session, actor=actor, action="alert.acknowledge",
+                     entity_type="alert", entity_id=record.key, reason=note)
+        db_session.commit()
+    return record

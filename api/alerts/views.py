@@ -1,0 +1,87 @@
+"""Alert routes: intake from the analysis (PUT by key), list and filter, acknowledge."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from api.alerts import service
+from api.alerts.models import AlertRecord
+from api.alerts.schemas import Acknowledge, AlertRead
+from api.auth.models import Role, ServiceKind
+from api.auth.security import Principal
+from api.deps import ApiSettingsDep, Dispatcher, SessionDep, require_role
+from api.errors import Invalid
+from api.tickets import service as tickets
+from common.alerts import Alert, AlertKind, AlertStatus, Severity
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+Sender = Annotated[Principal, Depends(require_role(Role.ADMIN,
+                                                   services=(ServiceKind.ANALYSIS,)))]
+Reader = Annotated[Principal, Depends(require_role(
+    Role.ADMIN, Role.DISPATCHER, Role.CREW_MEMBER, Role.VIEWER,
+    services=(ServiceKind.ANALYSIS,)))]
+AlertKey = Annotated[str, Path(min_length=3, max_length=200, pattern=r"^[a-z_]+:[^\s]+$")]
+
+
+def _read(db_session: SessionDep, record: AlertRecord) -> AlertRead:
+    read = AlertRead.model_validate(record)
+    ticket = tickets.get_by_alert_key(db_session=db_session, alert_key=record.key)
+    read.ticket_id = ticket.id if ticket is not None else None
+    return read
+
+
+@router.put("/{key}", response_model=AlertRead,
+            responses={201: {"model": AlertRead, "description": "a new alert"}})
+def put_alert(key: AlertKey, alert: Alert, request: Request, response: Response,
+              db_session: SessionDep, settings: ApiSettingsDep, sender: Sender) -> AlertRead:
+    """Create or update the alert named ``key`` (idempotent: a repeat changes nothing).
+
+    A new open alert with a ticket rule opens a ticket; new evidence updates the same alert
+    and ticket; ``status = resolved`` is recorded.
+    """
+    if alert.key != key:
+        raise Invalid(f"body key {alert.key!r} differs from the URL's {key!r}")
+    result = service.intake(db_session=db_session, alert=alert, actor=sender,
+                            rules=request.app.state.ticket_rules, settings=settings)
+    if result.created:
+        response.status_code = status.HTTP_201_CREATED
+    read = AlertRead.model_validate(result.alert)
+    read.ticket_id = result.ticket.id if result.ticket is not None else None
+    return read
+
+
+@router.get("", response_model=list[AlertRead])
+def list_alerts(
+    db_session: SessionDep,
+    _user: Reader,
+    alert_status: Annotated[AlertStatus | None, Query(alias="status")] = None,
+    kind: AlertKind | None = None,
+    severity: Severity | None = None,
+    village: Annotated[str | None, Query(max_length=64)] = None,
+    dma: Annotated[str | None, Query(max_length=64)] = None,
+    acknowledged: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AlertRead]:
+    """Most recently updated first."""
+    records = service.get_all(db_session=db_session, status=alert_status, kind=kind,
+                              severity=severity, village=village, dma=dma,
+                              acknowledged=acknowledged, limit=limit, offset=offset)
+    return [_read(db_session, record) for record in records]
+
+
+@router.get("/{key}", response_model=AlertRead)
+def get_alert(key: AlertKey, db_session: SessionDep, _user: Reader) -> AlertRead:
+    return _read(db_session, service.get(db_session=db_session, key=key))
+
+
+@router.post("/{key}/acknowledge", response_model=AlertRead)
+def acknowledge_alert(key: AlertKey, body: Acknowledge, db_session: SessionDep,
+                      actor: Dispatcher) -> AlertRead:
+    """Mark the alert as seen (admins and dispatchers); repeating it changes nothing."""
+    record = service.get(db_session=db_session, key=key)
+    return _read(db_session, service.acknowledge(db_session=db_session, record=record,
+                                                 actor=actor, note=body.note))

@@ -1,0 +1,303 @@
+"""Ticket service functions: create (by hand or from an alert), read with crew scoping,
+update, and the checked lifecycle move. Every write is audited in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from api.alerts.models import AlertRecord
+from api.assets.models import Village
+from api.audit import service as audit
+from api.auth.models import Role
+from api.auth.security import Principal
+from api.crews.models import Crew
+from api.db import utcnow
+from api.errors import Forbidden, Invalid, InvalidTransition, NotFound
+from api.tickets.lifecycle import MOVES, allowed_targets
+from api.tickets.models import (
+    ACTIVE_STATUSES,
+    Priority,
+    Ticket,
+    TicketSource,
+    TicketStatus,
+)
+from api.tickets.rules import TicketRule, adjusted_priority, due_at
+from api.tickets.schemas import TicketCreate, TicketRead, TicketTransition, TicketUpdate
+from common.alerts import AlertKind, AlertStatus
+from common.settings import ApiSettings
+
+
+def to_read(ticket: Ticket) -> TicketRead:
+    read = TicketRead.model_validate(ticket)
+    read.allowed_next = allowed_targets(ticket.status)
+    return read
+
+
+def _visible(query: Select[Ticket], viewer: Principal) -> Select[Ticket]:
+    """A crew member sees only their crew's tickets."""
+    if viewer.role is Role.CREW_MEMBER:
+        return query.where(Ticket.crew_id == viewer.crew_id)
+    return query
+
+
+def get(*, db_session: Session, ticket_id: int, viewer: Principal) -> Ticket:
+    """The ticket, if ``viewer`` may see it (a crew member: only their crew's); else 404."""
+    ticket = db_session.scalar(_visible(select(Ticket).where(Ticket.id == ticket_id), viewer))
+    if ticket is None:
+        raise NotFound(f"no ticket {ticket_id}")
+    return ticket
+
+
+def get_by_alert_key(*, db_session: Session, alert_key: str) -> Ticket | None:
+    return db_session.scalar(select(Ticket).where(Ticket.alert_key == alert_key))
+
+
+def get_all(
+    *,
+    db_session: Session,
+    viewer: Principal,
+    statuses: Sequence[TicketStatus] = (),
+    crew_id: int | None = None,
+    village_id: str | None = None,
+    priority: Priority | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Ticket]:
+    """Tickets by due time (soonest first), filtered and scoped to what ``viewer`` may see."""
+    query = _visible(select(Ticket), viewer)
+    if statuses:
+        query = query.where(Ticket.status.in_(list(statuses)))
+    if crew_id is not None:
+        query = query.where(Ticket.crew_id == crew_id)
+    if village_id is not None:
+        query = query.where(Ticket.village_id == village_id)
+    if priority is not None:
+        query = query.where(Ticket.priority == priority)
+    query = query.order_by(Ticket.due_at, Ticket.id).limit(limit).offset(offset)
+    return db_session.scalars(query).all()
+
+
+def _require_village(db_session: Session, village_id: str) -> None:
+    if db_session.get(Village, village_id) is None:
+        raise Invalid(f"no village {village_id!r} in the asset register")
+
+
+def create(*, db_session: Session, ticket_in: TicketCreate, actor: Principal,
+           settings: ApiSettings) -> Ticket:
+    """A ticket opened by hand (hotline complaint or dispatcher)."""
+    _require_village(db_session, ticket_in.village_id)
+    now = utcnow()
+    ticket = Ticket(
+        **ticket_in.model_dump(),
+        status=TicketStatus.OPEN,
+        created_at=now,
+        updated_at=now,
+        due_at=due_at(now, ticket_in.sla_class, settings),
+    )
+    db_session.add(ticket)
+    db_session.flush()
+    audit.record(db_session=db_session, actor=actor, action="ticket.create",
+                 entity_type="ticket", entity_id=ticket.id,
+                 changes={"source": ticket.source.value, "type": ticket.type.value,
+                          "priority": ticket.priority.value, "village": ticket.village_id})
+    db_session.commit()
+    return ticket
+
+
+def update(*, db_session: Session, ticket: Ticket, ticket_in: TicketUpdate, actor: Principal,
+           settings: ApiSettings) -> Ticket:
+    changes: dict[str, Any] = ticket_in.model_dump(exclude_unset=True, exclude={"reason"})
+    for name, value in changes.items():
+        setattr(ticket, name, value)
+    if ticket_in.sla_class is not None:
+        ticket.due_at = due_at(ticket.created_at, ticket_in.sla_class, settings)
+        changes["due_at"] = ticket.due_at
+    ticket.updated_at = utcnow()
+    audit.record(db_session=db_session, actor=actor, action="ticket.update",
+                 entity_type="ticket", entity_id=ticket.id, reason=ticket_in.reason,
+                 changes=changes)
+    db_session.commit()
+    return ticket
+
+
+def _authorise_move(ticket: Ticket, move_in: TicketTransition, actor: Principal,
+                    system: bool) -> None:
+    move = MOVES.get(move_in.to)
+    if move is None:
+        raise InvalidTransition(f"a ticket cannot be moved back to {move_in.to.value}")
+    if system:
+        if not move.system:
+            raise Forbidden(f"the service does not move tickets to {move_in.to.value}")
+        return
+    if actor.role is None or actor.role not in move.roles:
+        roles = ", ".join(sorted(r.value for r in move.roles))
+        raise Forbidden(f"role {actor.role_name} may not move a ticket to {move_in.to.value} "
+                        f"(needs one of: {roles})")
+    if actor.role is Role.CREW_MEMBER and ticket.crew_id != actor.crew_id:
+        raise NotFound(f"no ticket {ticket.id}")
+    if move.reason_required and not move_in.reason.strip():
+        raise Invalid(f"moving a ticket to {move_in.to.value} by hand needs a reason")
+
+
+def _check_source(ticket: Ticket, target: TicketStatus) -> None:
+    if ticket.status not in MOVES[target].sources:
+        allowed = ", ".join(s.value for s in allowed_targets(ticket.status)) or "none"
+        raise InvalidTransition(
+            f"ticket {ticket.id} is {ticket.status.value}: it cannot go to {target.value} "
+            f"(allowed next: {allowed})")
+
+
+def _assign_crew(db_session: Session, ticket: Ticket, move_in: TicketTransition) -> None:
+    crew_id = move_in.crew_id if move_in.crew_id is not None else ticket.crew_id
+    if crew_id is None:
+        raise Invalid("scheduling a ticket needs a crew_id")
+    crew = db_session.get(Crew, crew_id)
+    if crew is None or not crew.active:
+        raise Invalid(f"no active crew {crew_id}")
+    if ticket.required_skill not in crew.skills:
+        raise Invalid(f"crew {crew.name!r} lacks the skill {ticket.required_skill!r} "
+                      f"(has: {', '.join(crew.skills) or 'none'})")
+    ticket.crew_id = crew.id
+    ticket.scheduled_for = move_in.scheduled_for
+    ticket.route_position = move_in.route_position
+
+
+def _apply(db_session: Session, ticket: Ticket, move_in: TicketTransition,
+           now: datetime) -> None:
+    target = move_in.to
+    if target is TicketStatus.SCHEDULED:
+        _assign_crew(db_session, ticket, move_in)
+    elif target is TicketStatus.IN_PROGRESS:
+        ticket.started_at = now
+    elif target is TicketStatus.RESOLVED:
+        if not move_in.note.strip():
+            raise Invalid("resolving a ticket needs a note saying what was done")
+        ticket.resolved_at = now
+        ticket.resolution_note = move_in.note
+    elif target is TicketStatus.VERIFIED:
+        ticket.verified_at = now
+        ticket.closed_at = now
+    elif target is TicketStatus.REOPENED:
+        ticket.reopen_count += 1
+        ticket.closed_at = None
+        ticket.verified_at = None
+        ticket.route_position = None
+    elif target is TicketStatus.CANCELLED:
+        ticket.closed_at = now
+
+
+def transition(
+    *,
+    db_session: Session,
+    ticket: Ticket,
+    move_in: TicketTransition,
+    actor: Principal,
+    system: bool = False,
+    now: datetime | None = None,
+    commit: bool = True,
+) -> Ticket:
+    """Move ``ticket`` one step along its lifecycle, checked and audited.
+
+    Raises :class:`Forbidden` (wrong role), :class:`InvalidTransition` (not a move from the
+    current status) or :class:`Invalid` (missing crew, note or reason). ``system`` marks a
+    move made by the service itself (verification, alert intake, planner).
+    """
+    _authorise_move(ticket, move_in, actor, system)
+    _check_source(ticket, move_in.to)
+    moment = now or utcnow()
+    previous = ticket.status
+    _apply(db_session, ticket, move_in, moment)
+    ticket.status = move_in.to
+    ticket.updated_at = moment
+    changes: dict[str, Any] = {"from": previous.value, "to": move_in.to.value}
+    if move_in.to is TicketStatus.SCHEDULED:
+        changes["crew_id"] = ticket.crew_id
+    if move_in.note:
+        changes["note"] = move_in.note
+    audit.record(db_session=db_session, actor=actor, action="ticket.transition",
+                 entity_type="ticket", entity_id=ticket.id, reason=move_in.reason,
+                 changes=changes)
+    if commit:
+        db_session.commit()
+    return ticket
+
+
+def sync_with_alert(
+    *,
+    db_session: Session,
+    alert: AlertRecord,
+    rule: TicketRule | None,
+    actor: Principal,
+    settings: ApiSettings,
+    reraised: bool,
+) -> Ticket | None:
+    """Keep the one ticket of this alert's problem in step with the alert (no commit).
+
+    A new open alert with a ticket rule opens a ticket; new evidence may raise its priority;
+    an alert raised again after its ticket was verified reopens that ticket.
+    """
+    ticket = get_by_alert_key(db_session=db_session, alert_key=alert.key)
+    if rule is None or not rule.create:
+        return ticket
+    priority = adjusted_priority(rule, alert.severity, alert.monitored)
+    if ticket is None:
+        if alert.status is not AlertStatus.OPEN:
+            return None
+        return _ticket_from_alert(db_session, alert, rule, priority, actor, settings)
+    if alert.status is AlertStatus.OPEN:
+        if ticket.status is TicketStatus.VERIFIED and reraised:
+            transition(db_session=db_session, ticket=ticket, actor=actor, system=True,
+                       commit=False,
+                       move_in=TicketTransition(to=TicketStatus.REOPENED,
+                                                reason=f"alert {alert.key} raised again"))
+        if ticket.status in ACTIVE_STATUSES and priority.rank > ticket.priority.rank:
+            audit.record(db_session=db_session, actor=actor, action="ticket.update",
+                         entity_type="ticket", entity_id=ticket.id,
+                         reason="alert evidence raised the priority",
+                         changes={"priority": priority.value})
+            ticket.priority = priority
+            ticket.updated_at = utcnow()
+    return ticket
+
+
+def _ticket_from_alert(db_session: Session, alert: AlertRecord, rule: TicketRule,
+                       priority: Priority, actor: Principal, settings: ApiSettings) -> Ticket:
+    village = alert.village if alert.village and db_session.get(Village, alert.village) else None
+    now = utcnow()
+    ticket = Ticket(
+        alert_key=alert.key,
+        source=TicketSource.ALERT,
+        type=rule.ticket_type,
+        title=alert.title,
+        description=_describe(alert),
+        priority=priority,
+        required_skill=rule.skill.value,
+        sla_class=rule.sla_class,
+        status=TicketStatus.OPEN,
+        village_id=village,
+        dma_id=alert.dma,
+        device_id=alert.device,
+        household_id=alert.household,
+        created_at=now,
+        updated_at=now,
+        due_at=due_at(now, rule.sla_class, settings),
+    )
+    db_session.add(ticket)
+    db_session.flush()
+    audit.record(db_session=db_session, actor=actor, action="ticket.create",
+                 entity_type="ticket", entity_id=ticket.id, reason=f"alert {alert.key}",
+                 changes={"source": "alert", "type": ticket.type.value,
+                          "priority": priority.value, "sla_class": rule.sla_class.value})
+    return ticket
+
+
+def _describe(alert: AlertRecord) -> str:
+    evidence = ", ".join(f"{name}={value}" for name, value in sorted(alert.evidence.items()))
+    kind = AlertKind(alert.kind).value
+    where = alert.household or alert.device or alert.dma or alert.village or "county"
+    return f"{kind} at {where} since {alert.started_at.isoformat()}; {evidence}".strip("; ")

@@ -1,0 +1,93 @@
+"""Ticket routes. Views parse and authorise; the lifecycle rules live in the service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import BaseModel
+
+from api.audit import service as audit
+from api.audit.schemas import AuditRead
+from api.deps import AnyUser, ApiSettingsDep, Dispatcher, SessionDep
+from api.tickets import service, verification
+from api.tickets.models import Priority, TicketStatus
+from api.tickets.schemas import TicketCreate, TicketRead, TicketTransition, TicketUpdate
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+
+
+@router.get("", response_model=list[TicketRead])
+def list_tickets(
+    db_session: SessionDep,
+    viewer: AnyUser,
+    ticket_status: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
+    crew_id: int | None = None,
+    village_id: Annotated[str | None, Query(max_length=64)] = None,
+    priority: Priority | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[TicketRead]:
+    """Soonest due first; ``status`` may repeat. A crew member sees only their crew's."""
+    rows = service.get_all(db_session=db_session, viewer=viewer, statuses=ticket_status or (),
+                           crew_id=crew_id, village_id=village_id, priority=priority,
+                           limit=limit, offset=offset)
+    return [service.to_read(row) for row in rows]
+
+
+@router.post("", response_model=TicketRead, status_code=status.HTTP_201_CREATED)
+def create_ticket(ticket_in: TicketCreate, db_session: SessionDep, settings: ApiSettingsDep,
+                  actor: Dispatcher) -> TicketRead:
+    """Open a ticket by hand: a hotline (12314) complaint or a dispatcher's own job."""
+    return service.to_read(service.create(db_session=db_session, ticket_in=ticket_in,
+                                          actor=actor, settings=settings))
+
+
+@router.get("/{ticket_id}", response_model=TicketRead)
+def get_ticket(ticket_id: int, db_session: SessionDep, viewer: AnyUser) -> TicketRead:
+    return service.to_read(service.get(db_session=db_session, ticket_id=ticket_id,
+                                       viewer=viewer))
+
+
+@router.patch("/{ticket_id}", response_model=TicketRead)
+def update_ticket(ticket_id: int, ticket_in: TicketUpdate, db_session: SessionDep,
+                  settings: ApiSettingsDep, actor: Dispatcher) -> TicketRead:
+    ticket = service.get(db_session=db_session, ticket_id=ticket_id, viewer=actor)
+    return service.to_read(service.update(db_session=db_session, ticket=ticket,
+                                          ticket_in=ticket_in, actor=actor,
+                                          settings=settings))
+
+
+@router.post("/{ticket_id}/transitions", response_model=TicketRead)
+def move_ticket(ticket_id: int, move_in: TicketTransition, db_session: SessionDep,
+                actor: AnyUser) -> TicketRead:
+    """One lifecycle move. 409 for a move the current status does not allow, 403 for a role
+    that may not make it, 422 for a missing crew, note or reason."""
+    ticket = service.get(db_session=db_session, ticket_id=ticket_id, viewer=actor)
+    return service.to_read(service.transition(db_session=db_session, ticket=ticket,
+                                              move_in=move_in, actor=actor))
+
+
+@router.get("/{ticket_id}/history", response_model=list[AuditRead])
+def ticket_history(ticket_id: int, db_session: SessionDep, viewer: AnyUser) -> list[AuditRead]:
+    """The ticket's audit trail, newest first."""
+    service.get(db_session=db_session, ticket_id=ticket_id, viewer=viewer)
+    entries = audit.get_all(db_session=db_session, entity_type="ticket",
+                            entity_id=str(ticket_id), limit=1000)
+    return [AuditRead.model_validate(entry) for entry in entries]
+
+
+class VerificationOutcome(BaseModel):
+    ticket_id: int
+    result: verification.Result
+    detail: str
+
+
+@router.post("/verify", response_model=list[VerificationOutcome])
+def verify_now(request: Request, db_session: SessionDep, settings: ApiSettingsDep,
+               _actor: Dispatcher) -> list[VerificationOutcome]:
+    """Judge every resolved ticket from telemetry now (also run periodically)."""
+    outcomes = verification.verify_resolved(db_session=db_session,
+                                            influx=request.app.state.influx, settings=settings)
+    return [VerificationOutcome(ticket_id=o.ticket_id, result=o.result, detail=o.detail)
+            for o in outcomes]
