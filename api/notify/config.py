@@ -10,7 +10,8 @@ Loaded from YAML (``load_notify_config``); see api/notify/sample.yaml::
       dispatcher: [dispatch-room]
     crew_routes:            # crew id -> channel names, for the ``crew`` audience
       1: [crew-1-group]
-    policies:               # name -> escalation policy; "default" is used when none is named
+    policies:               # name -> escalation policy; "default" is used when none is named,
+                            # "emergency" for plan activations
       default: {steps: [{audience: crew, after_min: 0, repeat_every_min: 30}, ...]}
 """
 
@@ -22,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.notify.channels import AnyChannel
-from api.notify.escalation import DEFAULT_POLICY, EscalationPolicy
+from api.notify.escalation import DEFAULT_POLICY, EMERGENCY_POLICY, EscalationPolicy
 from api.notify.sender import RetryPolicy
 
 CREW_AUDIENCE = "crew"
@@ -39,7 +40,7 @@ class NotifyConfig(BaseModel):
     routes: dict[str, list[str]] = Field(default_factory=dict)
     crew_routes: dict[int, list[str]] = Field(default_factory=dict)
     policies: dict[str, EscalationPolicy] = Field(
-        default_factory=lambda: {"default": DEFAULT_POLICY})
+        default_factory=lambda: {"default": DEFAULT_POLICY, "emergency": EMERGENCY_POLICY})
     retry: RetryPolicy = RetryPolicy()
     timeout_s: float = Field(default=10.0, gt=0, description="HTTP read timeout per try")
 

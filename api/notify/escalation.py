@@ -70,6 +70,13 @@ DEFAULT_POLICY = EscalationPolicy(steps=[
 ])
 
 
+#: emergency plan activations: the dispatcher at once, the bureau head after an hour
+EMERGENCY_POLICY = EscalationPolicy(steps=[
+    EscalationStep(audience="dispatcher", after_min=0, repeat_every_min=30),
+    EscalationStep(audience="bureau_head", after_min=60, repeat_every_min=60),
+])
+
+
 @dataclass(frozen=True)
 class Sent:
     """One notice already sent: at which step and when."""

@@ -62,11 +62,12 @@ def get_all(*, db_session: Session, open_only: bool = False, subject: str | None
 def raise_notice(*, db_session: Session, subject: str, title: str, text: str,
                  severity: NoticeSeverity = NoticeSeverity.WARNING, policy: str = "default",
                  crew_id: int | None = None, url: str | None = None,
-                 now: datetime | None = None) -> Notification:
+                 now: datetime | None = None, commit: bool = True) -> Notification:
     """Open a notification for ``subject``, or refresh the one already open (idempotent).
 
     Refreshing keeps the escalation clock running: new evidence changes what the next
     reminder says, not when it comes. The first copy goes out at the next ``deliver_due``.
+    ``commit=False`` leaves the commit to a caller that has its own unit of work.
     """
     now = now or utcnow()
     existing = get_open_for_subject(db_session=db_session, subject=subject)
@@ -75,14 +76,21 @@ def raise_notice(*, db_session: Session, subject: str, title: str, text: str,
         existing.severity = severity.value
         if crew_id is not None:
             existing.crew_id = crew_id
-        db_session.commit()
+        _finish(db_session, commit)
         return existing
     notification = Notification(subject=subject, title=title, text=text,
                                 severity=severity.value, url=url, policy=policy,
                                 crew_id=crew_id, raised_at=now, next_check_at=now)
     db_session.add(notification)
-    db_session.commit()
+    _finish(db_session, commit)
     return notification
+
+
+def _finish(db_session: Session, commit: bool) -> None:
+    if commit:
+        db_session.commit()
+    else:
+        db_session.flush()
 
 
 def acknowledge(*, db_session: Session, notification_id: int, actor: Principal,
@@ -106,7 +114,8 @@ def acknowledge(*, db_session: Session, notification_id: int, actor: Principal,
     return notification
 
 
-def close_subject(*, db_session: Session, subject: str, now: datetime | None = None) -> int:
+def close_subject(*, db_session: Session, subject: str, now: datetime | None = None,
+                  commit: bool = True) -> int:
     """Close every open notification about ``subject`` (its problem is gone); how many."""
     closed = 0
     query = select(Notification).where(Notification.subject == subject,
@@ -116,7 +125,7 @@ def close_subject(*, db_session: Session, subject: str, now: datetime | None = N
         notification.closed_at = now or utcnow()
         notification.next_check_at = None
         closed += 1
-    db_session.commit()
+    _finish(db_session, commit)
     return closed
 
 
