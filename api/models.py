@@ -9,6 +9,7 @@ from api.audit import models as audit_models
 from api.auth import models as auth_models
 from api.crews import models as crews_models
 from api.db import Base
+from api.notify import models as notify_models
 from api.tickets import models as tickets_models
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "audit_models",
     "auth_models",
     "crews_models",
+    "notify_models",
     "tickets_models",
 ]
