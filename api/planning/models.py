@@ -134,7 +134,8 @@ class PlannerOptions(BaseModel):
         description="stop after this many improving steps: the same plan on any machine")
     priority_weights: dict[Priority, int] = Field(default_factory=_default_priority_weights)
     breach_penalty_minutes: float = Field(
-        default=600.0, gt=0, description="per unit of priority weight, per breached ticket")
+        default=10_000.0, gt=0,
+        description="per unit of priority weight, per breached ticket: above any travel saving")
     unassigned_penalty_minutes: float = Field(
         default=240.0, gt=0, description="per unit of priority weight, per ticket left over")
     lateness_penalty_per_hour: float = Field(
