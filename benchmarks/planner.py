@@ -1,6 +1,6 @@
 """Crew planning: OR-Tools against the greedy earliest-deadline baseline, same tickets.
 
-    .venv/bin/python benchmarks/planner.py                       # 300 tickets, 10 crews, 200 villages
+    .venv/bin/python benchmarks/planner.py            # 300 tickets, 10 crews, 200 villages
     .venv/bin/python benchmarks/planner.py --seeds 1 2 3 --json out.json
     .venv/bin/python benchmarks/planner.py --tickets 30 --crews 3 --villages 20 --time-limit 1
 
@@ -27,6 +27,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -101,6 +102,10 @@ def scenario(seed: int, *, tickets: int, crews: int, villages: int, days: int) -
     return PlanningProblem(now=now, tickets=ticket_list, crews=crew_list)
 
 
+def out(line: str) -> None:
+    print(line, flush=True)  # noqa: T201 - CLI output
+
+
 @dataclass
 class Figures:
     seed: int
@@ -140,24 +145,24 @@ def run_seed(seed: int, args: argparse.Namespace) -> tuple[Figures, Figures]:
 
 
 def print_table(rows: list[Figures]) -> None:
-    print(f"{'seed':>4} {'solver':<8} {'s':>6} {'planned':>7} {'left':>5} {'breaches':>8} "
+    out(f"{'seed':>4} {'solver':<8} {'s':>6} {'planned':>7} {'left':>5} {'breaches':>8} "
           f"{'weighted':>8} {'km':>8} {'km/ticket':>9} {'drive h':>7}")
     for row in rows:
-        print(f"{row.seed:>4} {row.solver:<8} {row.seconds:>6.2f} {row.planned:>7} "
+        out(f"{row.seed:>4} {row.solver:<8} {row.seconds:>6.2f} {row.planned:>7} "
               f"{row.unassigned:>5} {row.breaches:>8} {row.weighted_breaches:>8} "
               f"{row.travel_km:>8.1f} {row.km_per_ticket:>9.2f} {row.travel_hours:>7.1f}")
 
 
 def judge(pairs: list[tuple[Figures, Figures]], budget_s: float) -> bool:
     """Print each target with its per-seed values; True when all pass on every seed."""
-    targets = [
+    targets: list[tuple[str, str, list[float], Callable[[float], bool]]] = [
         ("OR-Tools wall time, s", f"<= {budget_s:g}",
          [solved.seconds for _, solved in pairs], lambda v: v <= budget_s),
         ("weighted breaches, OR-Tools - greedy", "< 0 (fewer)",
-         [solved.weighted_breaches - greedy.weighted_breaches for greedy, solved in pairs],
+         [float(solved.weighted_breaches - greedy.weighted_breaches) for greedy, solved in pairs],
          lambda v: v < 0),
         ("breaches, OR-Tools - greedy", "<= 0",
-         [solved.breaches - greedy.breaches for greedy, solved in pairs], lambda v: v <= 0),
+         [float(solved.breaches - greedy.breaches) for greedy, solved in pairs], lambda v: v <= 0),
         ("total travel km, OR-Tools / greedy", "<= 0.8",
          [solved.travel_km / greedy.travel_km for greedy, solved in pairs if greedy.travel_km],
          lambda v: v <= 0.8),
@@ -166,12 +171,12 @@ def judge(pairs: list[tuple[Figures, Figures]], budget_s: float) -> bool:
           if greedy.planned], lambda v: v <= 0.8),
     ]
     passed = True
-    print(f"\n{'target':<50} {'median':>8}  {'goal':<12} {'':4}  per seed")
+    out(f"\n{'target':<50} {'median':>8}  {'goal':<12} {'':4}  per seed")
     for label, goal, values, ok in targets:
         good = bool(values) and all(ok(v) for v in values)
         passed &= good
         shown = " ".join(f"{v:.2f}" for v in values)
-        print(f"{label:<50} {statistics.median(values) if values else float('nan'):>8.2f}  "
+        out(f"{label:<50} {statistics.median(values) if values else float('nan'):>8.2f}  "
               f"{goal:<12} {'PASS' if good else 'FAIL':4}  {shown}")
     return passed
 
@@ -190,14 +195,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="search from OR-Tools' own first solution, not the greedy plan")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args(argv)
-    print(f"{args.tickets} open tickets, {args.crews} crews x {args.days} shifts of 10 h, "
+    out(f"{args.tickets} open tickets, {args.crews} crews x {args.days} shifts of 10 h, "
           f"{args.villages} villages; OR-Tools limit {args.time_limit:g} s "
           f"({'cold start' if args.cold_start else 'warm start from greedy'}); "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
     pairs = [run_seed(seed, args) for seed in args.seeds]
     print_table([row for pair in pairs for row in pair])
     passed = judge(pairs, args.budget)
-    print(f"\n{'PASS' if passed else 'FAIL'}")
+    out(f"\n{'PASS' if passed else 'FAIL'}")
     if args.json:
         args.json.write_text(json.dumps(
             {"args": {k: str(v) for k, v in vars(args).items()},

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, Field
 
 from api.planning.models import Location
@@ -110,8 +110,7 @@ class RoadTableTravel:
     asked for must carry one of them as its ``key``.
     """
 
-    def __init__(self, keys: Sequence[str], km: NDArray[np.float64],
-                 minutes: NDArray[np.float64]) -> None:
+    def __init__(self, keys: Sequence[str], km: ArrayLike, minutes: ArrayLike) -> None:
         self._table = TravelMatrix(km=np.asarray(km, dtype=np.float64),
                                    minutes=np.asarray(minutes, dtype=np.float64))
         if len(keys) != self._table.size:
