@@ -597,11 +597,12 @@ def dma_kpis(hourly: DmaHourly, nightly: pd.DataFrame, register: County,
             continue
         frame = pd.DataFrame({"inflow_m3": inflow[dma.id],
                               "consumption_m3": consumption[dma.id]})
-        frame = frame.dropna(how="all")
+        frame = frame.dropna(how="any")
         if frame.empty:
             continue
         frame["nrw_m3"] = frame["inflow_m3"] - frame["consumption_m3"]
-        frame["nrw_pct"] = 100 * frame["nrw_m3"] / frame["inflow_m3"]
+        frame["nrw_pct"] = 100 * frame["nrw_m3"] / frame["inflow_m3"].where(
+            frame["inflow_m3"] > 0)
         real = frame["nrw_m3"] - params.apparent_loss_share * frame["consumption_m3"]
         frame["real_loss_m3"] = real
         frame["litres_per_connection_day"] = 1000 * real / max(dma.connections, 1)
