@@ -140,8 +140,6 @@ def _authorise_move(ticket: Ticket, move_in: TicketTransition, actor: Principal,
                         f"(needs one of: {roles})")
     if actor.role is Role.CREW_MEMBER and ticket.crew_id != actor.crew_id:
         raise NotFound(f"no ticket {ticket.id}")
-    if move.reason_required and not move_in.reason.strip():
-        raise Invalid(f"moving a ticket to {move_in.to.value} by hand needs a reason")
 
 
 def _check_source(ticket: Ticket, target: TicketStatus) -> None:
@@ -209,6 +207,8 @@ def transition(
     """
     _authorise_move(ticket, move_in, actor, system)
     _check_source(ticket, move_in.to)
+    if MOVES[move_in.to].reason_required and not system and not move_in.reason.strip():
+        raise Invalid(f"moving a ticket to {move_in.to.value} by hand needs a reason")
     moment = now or utcnow()
     previous = ticket.status
     _apply(db_session, ticket, move_in, moment)
