@@ -1,0 +1,1 @@
+"""Reports: tickets and SLA performance per month, crew and village, as CSV and XLSX."""
