@@ -144,6 +144,9 @@ def compile_problem(problem: PlanningProblem, options: PlannerOptions,
         vehicles=[], plannable=[], allowed={}, set_aside={},
     )
     compiled.vehicles = _vehicles(compiled, point_of)
+    if not compiled.vehicles:
+        raise ValueError(f"no crew has a shift ending after {now.isoformat()}: "
+                         "give the crews' next shifts")
     _eligibility(compiled)
     return compiled
 

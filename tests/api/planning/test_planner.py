@@ -240,3 +240,24 @@ def test_a_road_table_missing_a_location_is_refused(crews: list[PlanningCrew]) -
     with pytest.raises(ValueError, match="'Z' is not in the road table"):
         plan_routes(PlanningProblem(now=NOW, tickets=[stray], crews=crews),
                     travel=RoadTableTravel(["depot"], [[0.0]], [[0.0]]))
+
+
+def test_work_in_progress_past_the_shift_end_is_kept_and_nothing_is_added(
+        road: RoadTableTravel, options: PlannerOptions) -> None:
+    late = crew("north", {Skill.PIPE}, {"t1"}, shifts=[Shift(start=at(-9), end=at(-1))],
+                position=place("A"))
+    tickets = [ticket("T1", "A", Skill.PIPE, status=TicketStatus.IN_PROGRESS, crew="north",
+                      work=30),
+               ticket("T2", "B", Skill.PIPE)]
+    result = plan(tickets, [late], road, options)
+    assert result.route_of("north") == ["T1"]
+    assert result.routes[0].back_at_base == at(0.5 + 20 / 60)
+    assert [(u.ticket, u.reason) for u in result.unassigned] == [("T2", "does_not_fit_shift")]
+
+
+def test_planning_after_every_shift_has_ended_asks_for_the_next_shifts(
+        road: RoadTableTravel) -> None:
+    finished = crew("north", {Skill.PIPE}, {"t1"}, shifts=[Shift(start=at(-9), end=at(-1))])
+    with pytest.raises(ValueError, match="give the crews' next shifts"):
+        plan_routes(PlanningProblem(now=NOW, tickets=[ticket("T1", "A", Skill.PIPE)],
+                                    crews=[finished]), travel=road)
