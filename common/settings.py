@@ -140,6 +140,34 @@ class ApiSettings(BaseModel):
     utc_offset_hours: float = 8.0
 
 
+class AnalysisSettings(BaseModel):
+    """The analysis worker (docs/analysis.md); detection thresholds live in ``params_file``."""
+
+    # Seconds between detection passes.
+    interval_s: float = Field(default=900.0, gt=0)
+    # Days of history held in memory and handed to the detectors (>= the params' lookback).
+    lookback_days: float = Field(default=15.0, gt=0)
+    # Each pass re-reads this many hours before its last read, for late (replayed) readings.
+    reread_h: float = Field(default=3.0, ge=0)
+    # Hours between full re-reads of the whole history (catches readings replayed later).
+    reload_h: float = Field(default=24.0, gt=0)
+    # The newest hours of pump, tank and analyser data are read raw; older ones as hourly means.
+    detail_h: float = Field(default=72.0, gt=0)
+    # Upper bound on the points one InfluxDB query returns (meters are chunked by DMA and day).
+    query_max_points: int = Field(default=250_000, ge=1000)
+    # Alert state and the outbox of changes not yet delivered (SQLite).
+    state_db: Path = Path("var/analysis/alerts.sqlite3")
+    # The asset register (the simulator writes it; the ticket service imports the same file).
+    register_file: Path = Path("var/simulator/register.json")
+    # JSON or YAML overrides of the detection parameters (analysis/params.py); unset: defaults.
+    params_file: Path | None = None
+    # The ticket service; empty: alerts are kept in the outbox and not sent.
+    api_url: str = "http://127.0.0.1:8000"
+    # Its service token (python -m api create-token NAME --kind analysis); required in production.
+    api_token: SecretStr | None = None
+    api_timeout_s: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RURALWATER_", env_nested_delimiter="__", extra="ignore"
@@ -153,6 +181,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
