@@ -23,6 +23,10 @@ TICKETS_UID: Final = "ruralwater-tickets"
 INFLUX_TYPE: Final = "influxdb"
 POSTGRES_TYPE: Final = "grafana-postgresql-datasource"
 
+#: the InfluxDB data source's minimum interval (jsonData.timeInterval): the finest cadence
+#: in the data (pumps and tanks every 5 minutes), so $__interval never splits below it
+INFLUX_MIN_INTERVAL: Final = "5m"
+
 INFLUX: Final = sdk.DataSourceRef(type_val=INFLUX_TYPE, uid=INFLUX_UID)
 TICKETS: Final = sdk.DataSourceRef(type_val=POSTGRES_TYPE, uid=TICKETS_UID)
 
