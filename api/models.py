@@ -9,6 +9,7 @@ from api.audit import models as audit_models
 from api.auth import models as auth_models
 from api.crews import models as crews_models
 from api.db import Base
+from api.emergency import models as emergency_models
 from api.notify import models as notify_models
 from api.tickets import models as tickets_models
 
@@ -19,6 +20,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "crews_models",
+    "emergency_models",
     "notify_models",
     "tickets_models",
 ]
