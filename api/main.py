@@ -28,11 +28,15 @@ from api.auth.views import router as auth_router
 from api.crews.views import router as crews_router
 from api.db import make_engine, session_factory
 from api.deps import SessionDep
+from api.emergency.plans import PlanDefinition, default_plan, load_plan
 from api.errors import DomainError
+from api.notify.config import NotifyConfig, load_notify_config
+from api.notify.scheduled import ReminderLoop
+from api.notify.sender import WebhookSender, make_client
 from api.tickets.rules import load_rules
 from api.tickets.views import router as tickets_router
 from common.influx import InfluxClient
-from common.settings import PLACEHOLDER_SECRETS, Settings, get_settings
+from common.settings import PLACEHOLDER_SECRETS, ApiSettings, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -127,19 +131,40 @@ def _health_router() -> APIRouter:
     return router
 
 
+def load_emergency_plans(settings: ApiSettings) -> dict[str, PlanDefinition]:
+    """The configured plan files, or the shipped seasonal-shortage plan."""
+    plans = [load_plan(path) for path in settings.emergency_plan_files] or [default_plan()]
+    return {plan.name: plan for plan in plans}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ticket service for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     jwt_secret = resolve_jwt_secret(settings)
     ticket_rules = load_rules(settings.api.ticket_rules_file)
+    emergency_plans = load_emergency_plans(settings.api)
+    notify_config = (load_notify_config(settings.api.notify_config_file)
+                     if settings.api.notify_config_file else NotifyConfig())
     engine = make_engine(settings.api.database_url)
     influx = InfluxClient(settings.influx)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        influx.close()
-        engine.dispose()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop: ReminderLoop | None = None
+        http = make_client(notify_config.timeout_s)
+        if settings.api.notify_loop:
+            loop = ReminderLoop(app.state.session_factory, notify_config,
+                                WebhookSender(http, notify_config.retry),
+                                interval_s=settings.api.notify_interval_s)
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+            http.close()
+            influx.close()
+            engine.dispose()
 
     app = FastAPI(title="ruralwater ticket service", version="1.0.0", lifespan=lifespan,
                   description="Asset register, alert intake, repair tickets and crews "
@@ -151,6 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jwt_secret = jwt_secret
     app.state.ticket_rules = ticket_rules
     app.state.influx = influx
+    app.state.emergency_plans = emergency_plans
+    app.state.notify_config = notify_config
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.include_router(_health_router())

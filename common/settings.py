@@ -138,6 +138,15 @@ class ApiSettings(BaseModel):
     # A device ticket is verified when readings (or an open valve) arrive within this, hours.
     verify_device_window_h: float = Field(default=24.0, gt=0)
     utc_offset_hours: float = 8.0
+    # Notification channels, routes and escalation policies (api/notify/sample.yaml); unset:
+    # no channels, reminders are logged as undelivered.
+    notify_config_file: Path | None = None
+    notify_interval_s: float = Field(default=60.0, gt=0)
+    # Run the reminder loop in this process; with several workers or instances, keep it on
+    # in exactly one (docs/api.md).
+    notify_loop: bool = True
+    # Emergency plan YAML files; empty: the shipped seasonal-shortage plan.
+    emergency_plan_files: list[Path] = Field(default_factory=list)
 
 
 class AnalysisSettings(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from api.alerts import service
+from api.alerts import flows, service
 from api.alerts.models import AlertRecord
 from api.alerts.schemas import Acknowledge, AlertRead
 from api.auth.models import Role, ServiceKind
@@ -40,12 +40,13 @@ def put_alert(key: AlertKey, alert: Alert, request: Request, response: Response,
     """Create or update the alert named ``key`` (idempotent: a repeat changes nothing).
 
     A new open alert with a ticket rule opens a ticket; new evidence updates the same alert
-    and ticket; ``status = resolved`` is recorded.
+    and ticket; ``status = resolved`` is recorded; shortage alerts drive the emergency plans.
     """
     if alert.key != key:
         raise Invalid(f"body key {alert.key!r} differs from the URL's {key!r}")
-    result = service.intake(db_session=db_session, alert=alert, actor=sender,
-                            rules=request.app.state.ticket_rules, settings=settings)
+    result = flows.receive(db_session=db_session, alert=alert, actor=sender,
+                           rules=request.app.state.ticket_rules,
+                           plans=request.app.state.emergency_plans.values(), settings=settings)
     if result.created:
         response.status_code = status.HTTP_201_CREATED
     read = AlertRead.model_validate(result.alert)

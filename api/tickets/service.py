@@ -26,6 +26,7 @@ from api.tickets.models import (
     TicketSource,
     TicketStatus,
 )
+from api.tickets.notices import ticket_changed
 from api.tickets.rules import TicketRule, adjusted_priority, due_at
 from api.tickets.schemas import TicketCreate, TicketRead, TicketTransition, TicketUpdate
 from common.alerts import AlertKind, AlertStatus
@@ -105,6 +106,7 @@ def create(*, db_session: Session, ticket_in: TicketCreate, actor: Principal,
                  entity_type="ticket", entity_id=ticket.id,
                  changes={"source": ticket.source.value, "type": ticket.type.value,
                           "priority": ticket.priority.value, "village": ticket.village_id})
+    ticket_changed(db_session=db_session, ticket=ticket)
     db_session.commit()
     return ticket
 
@@ -222,6 +224,7 @@ def transition(
     audit.record(db_session=db_session, actor=actor, action="ticket.transition",
                  entity_type="ticket", entity_id=ticket.id, reason=move_in.reason,
                  changes=changes)
+    ticket_changed(db_session=db_session, ticket=ticket)
     if commit:
         db_session.commit()
     return ticket
@@ -293,6 +296,7 @@ def _ticket_from_alert(db_session: Session, alert: AlertRecord, rule: TicketRule
                  entity_type="ticket", entity_id=ticket.id, reason=f"alert {alert.key}",
                  changes={"source": "alert", "type": ticket.type.value,
                           "priority": priority.value, "sla_class": rule.sla_class.value})
+    ticket_changed(db_session=db_session, ticket=ticket)
     return ticket
 
 

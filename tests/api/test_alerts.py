@@ -106,3 +106,14 @@ def test_list_filters_and_acknowledge(client: TestClient, admin: dict[str, str],
     open_unacked = client.get("/api/v1/alerts", headers=viewer,
                               params={"acknowledged": "false", "status": "open"}).json()
     assert [a["key"] for a in open_unacked] == ["night_flow:dma-v001"]
+
+
+def test_a_shortage_alert_activates_the_emergency_plan(client: TestClient,
+                                                       admin: dict[str, str]) -> None:
+    import_county(client, admin)
+    body = alert(AlertKind.SHORTAGE, "v001", place=Place(village="v001", scheme="v001"),
+                 plan_level="III", evidence={"days_to_shortfall": 3.0})
+    put_alert(client, admin, body)
+    put_alert(client, admin, body)  # a repeat: still one activation
+    activations = client.get("/api/v1/emergency/activations", headers=admin).json()
+    assert [(a["alert_key"], a["level"]) for a in activations] == [("shortage:v001", "III")]

@@ -160,3 +160,20 @@ def test_a_viewer_may_not_open_tickets(client: TestClient, admin: dict[str, str]
     response = client.post("/api/v1/tickets", headers=viewer,
                            json={"title": "x", "village_id": "v001"})
     assert response.status_code == 403
+
+
+def test_dispatchers_then_the_crew_are_notified_until_resolved(
+        client: TestClient, leak_ticket: int, crews: tuple[Crew, Crew],
+        dispatcher: dict[str, str]) -> None:
+    def open_notices() -> list[tuple[str, int | None]]:
+        notices = client.get("/api/v1/notifications", headers=dispatcher,
+                             params={"open": "true"}).json()
+        return [(n["subject"], n["crew_id"]) for n in notices]
+
+    subject = f"ticket:{leak_ticket}"
+    assert open_notices() == [(subject, None)]
+    move(client, dispatcher, leak_ticket, "scheduled", crew_id=crews[0].id)
+    assert open_notices() == [(subject, crews[0].id)]
+    move(client, dispatcher, leak_ticket, "in_progress")
+    move(client, dispatcher, leak_ticket, "resolved", note="clamp fitted")
+    assert open_notices() == []
