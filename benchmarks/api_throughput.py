@@ -1,0 +1,405 @@
+"""API throughput and latency on PostgreSQL, two uvicorn workers, against a trivial endpoint.
+
+Run: ``.venv/bin/python benchmarks/api_throughput.py [--duration S] [--tickets N]``
+(``--help`` for the rest). Needs Debian's ``wrk`` and a PostgreSQL at 127.0.0.1:5432 that
+the ``postgres`` user reaches without a password (``scripts/bootstrap.sh`` sees to both).
+
+In one run, on one API (``python -m api serve``, ``RURALWATER_API__WORKERS=2``) over a fresh
+PostgreSQL database holding a 200-village register and ``--tickets`` open tickets opened
+through alert intake:
+
+- throughput under ``wrk`` (closed loop, ``--connections`` connections, 2 threads) of
+  ``GET /api/v1/health`` (the trivial endpoint: no database, no authentication), listing open
+  tickets (``GET /api/v1/tickets?status=open``, a dispatcher's JWT, 100 a page), and alert
+  intake (``PUT /api/v1/alerts/{key}``, a service token, new evidence for existing alerts);
+- latency at a fixed 200 requests/s (open loop: each request is sent at its scheduled time
+  whatever the previous ones do, and its latency counts from that time, so a stall is not
+  hidden): p50, p99 and max, for the same two endpoints.
+
+Targets (issue): each endpoint >= 50% of the trivial endpoint's throughput; p99 <= 50 ms at
+200 req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from common.alerts import Alert, AlertKind, Place, Severity, alert_key
+from common.localservices import free_port
+from simulator.county import build_county
+
+REPO = Path(__file__).resolve().parents[1]
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGET_VS_TRIVIAL = 0.5
+TARGET_P99_MS = 50.0
+FIXED_RATE = 200.0
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class BenchmarkError(RuntimeError):
+    """The API or a tool did not behave well enough to be measured."""
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def create_database() -> str:
+    name = f"ruralwater_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def api_environment(database: str, port: int, work: Path) -> dict[str, str]:
+    return os.environ | {
+        "RURALWATER_API__DATABASE_URL":
+            f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}",
+        "RURALWATER_API__JWT_SECRET": secrets.token_urlsafe(32),
+        "RURALWATER_API__PORT": str(port),
+        "RURALWATER_API__WORKERS": "2",
+        "RURALWATER_API__JWT_SECRET_FILE": str(work / "jwt-secret"),
+        "RURALWATER_LOG_LEVEL": "WARNING",
+    }
+
+
+def api_cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
+    done = subprocess.run([sys.executable, "-m", "api", *args], cwd=REPO, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        raise BenchmarkError(f"python -m api {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class Credentials:
+    dispatcher_password: str
+    service_token: str
+
+
+def prepare(env: dict[str, str], work: Path) -> Credentials:
+    register = work / "register.json"
+    build_county(seed=7, villages=200).write(register)
+    api_cli(env, "migrate")
+    api_cli(env, "import-register", str(register))
+    password = secrets.token_urlsafe(16)
+    api_cli(env, "create-user", "bench-dispatcher", "--role", "dispatcher", "--password-stdin",
+            stdin=password + "\n")
+    issued = api_cli(env, "create-token", "bench-analysis", "--kind", "analysis")
+    token = re.search(r"rw_\S+", issued)
+    if token is None:
+        raise BenchmarkError(f"no API key in create-token's output: {issued!r}")
+    return Credentials(dispatcher_password=password, service_token=token.group(0))
+
+
+def start_api(env: dict[str, str], work: Path) -> subprocess.Popen[bytes]:
+    with (work / "api.log").open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "api", "serve", "--no-migrate"],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_until_up(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchmarkError(f"the API exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise BenchmarkError("the API did not answer within a minute")
+
+
+def log_in(base: str, password: str) -> str:
+    answer = httpx.post(f"{base}/api/v1/auth/token",
+                        data={"username": "bench-dispatcher", "password": password}, timeout=10)
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])
+
+
+def leak_alerts(count: int, dmas: Sequence[tuple[str, str]], revision: int) -> list[Alert]:
+    """Open night-flow alerts, one per DMA (cycling), with evidence that changes per revision."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    alerts = []
+    for n in range(count):
+        dma, village = dmas[n % len(dmas)]
+        subject = f"{dma}-{n // len(dmas)}" if n >= len(dmas) else dma
+        alerts.append(Alert(
+            key=alert_key(AlertKind.NIGHT_FLOW, subject), kind=AlertKind.NIGHT_FLOW,
+            severity=Severity.MEDIUM, title=f"night flow above baseline in {dma}",
+            place=Place(village=village, dma=dma), started_at=now - timedelta(hours=30),
+            detected_at=now - timedelta(hours=6), updated_at=now,
+            evidence={"night_flow_m3h": 1.2 + revision * 0.01, "baseline_m3h": 0.8,
+                      "revision": revision},
+        ))
+    return alerts
+
+
+def open_tickets(base: str, token: str, alerts: Sequence[Alert]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        for alert in alerts:
+            answer = client.put(f"/api/v1/alerts/{alert.key}",
+                                content=alert.model_dump_json(),
+                                headers={"Content-Type": "application/json"})
+            if answer.status_code >= 300:
+                raise BenchmarkError(f"alert intake answered {answer.status_code}: "
+                                     f"{answer.text[:300]}")
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+_WRK_SCRIPT = """
+local requests = {}
+local index = 0
+init = function(args)
+  for line in io.lines("%(bodies)s") do
+    local path, body = line:match("^(%%S+) (.*)$")
+    requests[#requests + 1] = wrk.format("PUT", path, nil, body)
+  end
+end
+request = function()
+  index = index %% #requests + 1
+  return requests[index]
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    p99_ms: float
+    non_2xx: int
+
+
+def wrk(url: str, *, seconds: float, connections: int, headers: Sequence[str] = (),
+        script: Path | None = None) -> WrkResult:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--latency"]
+    for header in headers:
+        command += ["-H", header]
+    if script is not None:
+        command += ["-s", str(script)]
+    done = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60,
+                          check=True)
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(output: str) -> WrkResult:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if rate is None or p99 is None:
+        raise BenchmarkError(f"could not read wrk's output:\n{output}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return WrkResult(float(rate.group(1)), float(p99.group(1)) * scale,
+                     int(non_2xx.group(1)) if non_2xx else 0)
+
+
+def write_intake_script(work: Path, alerts: Sequence[Alert]) -> Path:
+    bodies = work / "intake-bodies.txt"
+    bodies.write_text("".join(f"/api/v1/alerts/{a.key} {a.model_dump_json()}\n" for a in alerts))
+    script = work / "intake.lua"
+    script.write_text(_WRK_SCRIPT % {"bodies": bodies})
+    return script
+
+
+# --------------------------------------------------------------------------- fixed rate
+
+
+@dataclass
+class Latency:
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+
+
+async def _fixed_rate(base: str, requests: Sequence[tuple[str, str, bytes | None]],
+                      headers: dict[str, str], rate: float) -> Latency:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
+                                 timeout=10) as client:
+        started = time.perf_counter() + 0.2
+
+        async def one(n: int) -> float | None:
+            due = started + n / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            method, path, body = requests[n % len(requests)]
+            try:
+                answer = await client.request(method, path, content=body)
+            except httpx.HTTPError:
+                return None
+            return (time.perf_counter() - due) * 1000 if answer.status_code < 300 else None
+
+        latencies = await asyncio.gather(*(one(n) for n in range(len(requests))))
+    good = sorted(x for x in latencies if x is not None)
+    if not good:
+        raise BenchmarkError("no request succeeded at the fixed rate")
+    return Latency(statistics.median(good), good[int(0.99 * (len(good) - 1))], good[-1],
+                   len(latencies) - len(good))
+
+
+def fixed_rate(base: str, requests: Sequence[tuple[str, str, bytes | None]],
+               headers: dict[str, str], rate: float = FIXED_RATE) -> Latency:
+    return asyncio.run(_fixed_rate(base, requests, headers, rate))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Plan:
+    duration_s: float
+    tickets: int
+    connections: int
+
+
+def run(plan: Plan) -> int:
+    if shutil.which("wrk") is None:
+        sys.stderr.write("wrk is not installed (apt-get install wrk; scripts/bootstrap.sh)\n")
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="rw-api-bench-"))
+    database = create_database()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = api_environment(database, port, work)
+    server = None
+    try:
+        credentials = prepare(env, work)
+        server = start_api(env, work)
+        wait_until_up(base, server)
+        jwt = log_in(base, credentials.dispatcher_password)
+        county = build_county(seed=7, villages=200)
+        dmas = [(d.id, d.village) for d in county.dmas]
+        open_tickets(base, credentials.service_token, leak_alerts(plan.tickets, dmas, 0))
+        return measure(plan, base, work, jwt, credentials.service_token, dmas)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        drop_database(database)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(plan: Plan, base: str, work: Path, jwt: str, service_token: str,
+            dmas: Sequence[tuple[str, str]]) -> int:
+    as_dispatcher = f"Authorization: Bearer {jwt}"
+    as_service = f"Authorization: Bearer {service_token}"
+    updates = leak_alerts(plan.tickets, dmas, 1)
+    script = write_intake_script(work, updates)
+    listing = "/api/v1/tickets?status=open&limit=100"
+    say(f"API on PostgreSQL, 2 uvicorn workers, {plan.tickets} open tickets, 200 villages; "
+          f"wrk -t2 -c{plan.connections} for {plan.duration_s:.0f} s each; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    trivial = wrk(f"{base}/api/v1/health", seconds=plan.duration_s,
+                  connections=plan.connections)
+    tickets = wrk(f"{base}{listing}", seconds=plan.duration_s, connections=plan.connections,
+                  headers=[as_dispatcher])
+    intake = wrk(f"{base}/api/v1/alerts", seconds=plan.duration_s,
+                 connections=plan.connections,
+                 headers=[as_service, "Content-Type: application/json"], script=script)
+    count = int(plan.duration_s * FIXED_RATE)
+    list_latency = fixed_rate(base, [("GET", listing, None)] * count,
+                              {"Authorization": f"Bearer {jwt}"})
+    intake_requests = [("PUT", f"/api/v1/alerts/{a.key}", a.model_dump_json().encode())
+                       for a in leak_alerts(plan.tickets, dmas, 2)]
+    intake_latency = fixed_rate(base, [intake_requests[n % len(intake_requests)]
+                                       for n in range(count)],
+                                {"Authorization": f"Bearer {service_token}",
+                                 "Content-Type": "application/json"})
+    return report(trivial, tickets, intake, list_latency, intake_latency)
+
+
+def report(trivial: WrkResult, tickets: WrkResult, intake: WrkResult, list_latency: Latency,
+           intake_latency: Latency) -> int:
+    say("")
+    say(f"{'endpoint':40} {'req/s':>9} {'wrk p99 ms':>11} {'non-2xx':>8}")
+    for name, result in (("trivial: GET /api/v1/health", trivial),
+                         ("open tickets: GET /api/v1/tickets", tickets),
+                         ("alert intake: PUT /api/v1/alerts/{key}", intake)):
+        say(f"{name:40} {result.requests_per_s:9,.0f} {result.p99_ms:11.1f} "
+              f"{result.non_2xx:8d}")
+    say("")
+    say(f"at a fixed {FIXED_RATE:.0f} req/s   {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'errors':>7}")
+    for name, latency in (("open tickets", list_latency), ("alert intake", intake_latency)):
+        say(f"{name:22} {latency.p50_ms:8.1f} {latency.p99_ms:8.1f} {latency.max_ms:8.1f} "
+              f"{latency.errors:7d}")
+    checks = [
+        ("open tickets / trivial throughput", tickets.requests_per_s / trivial.requests_per_s,
+         ">=", TARGET_VS_TRIVIAL),
+        ("alert intake / trivial throughput", intake.requests_per_s / trivial.requests_per_s,
+         ">=", TARGET_VS_TRIVIAL),
+        ("open tickets p99 at 200 req/s, ms", list_latency.p99_ms, "<=", TARGET_P99_MS),
+        ("alert intake p99 at 200 req/s, ms", intake_latency.p99_ms, "<=", TARGET_P99_MS),
+    ]
+    say("")
+    failed = False
+    for name, value, sense, target in checks:
+        ok = value >= target if sense == ">=" else value <= target
+        failed |= not ok
+        say(f"{name:38} {value:8.2f}   target {sense} {target:<6} {'PASS' if ok else 'FAIL'}")
+    errors = tickets.non_2xx + intake.non_2xx + list_latency.errors + intake_latency.errors
+    if errors:
+        say(f"{errors} requests failed: the figures are not a fair measurement")
+        return 1
+    return 1 if failed else 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Plan:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds per wrk run and per fixed-rate run")
+    parser.add_argument("--tickets", type=int, default=300, help="open tickets to list")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    args = parser.parse_args(argv)
+    if args.duration < 1 or args.tickets < 1 or args.connections < 1:
+        parser.error("--duration, --tickets and --connections must be at least 1")
+    return Plan(args.duration, args.tickets, args.connections)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(parse_args(argv))
+    except (BenchmarkError, subprocess.CalledProcessError, httpx.HTTPError,
+            psycopg.Error) as exc:
+        sys.stderr.write(f"benchmark could not run: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
