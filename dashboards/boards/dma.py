@@ -42,7 +42,7 @@ def build(standards: Standards) -> Board:
         "Raw DMA inlet meter flow, m³/h (telemetry, mean per interval).", p.M3_PER_H,
         p.NEUTRAL,
         [influxql('SELECT mean("flow_m3h") FROM "dma_inflow" WHERE '
-                  f'{IN_DMAS} AND $timeFilter GROUP BY time($__interval), "dma" fill(null)',
+                  f'{IN_DMAS} AND $timeFilter GROUP BY time($__interval), "dma" fill(none)',
                   ("time", "mean"), tags=("dma",), alias="$tag_dma")], minimum=0))
     board = board.with_row(dashboard_builders.Row("Leaks"))
     board = board.with_panel(p.time_series(

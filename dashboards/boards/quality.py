@@ -27,7 +27,7 @@ def _parameter(title: str, description: str, unit: str, steps: Sequence[p.Step],
     extra = f" AND {site_filter}" if site_filter else ""
     query = influxql(
         f'SELECT {aggregate}("{field}") FROM "quality" WHERE {IN_VILLAGES} AND {IN_SITES}'
-        f'{extra} AND $timeFilter GROUP BY time($__interval), "device" fill(null)',
+        f'{extra} AND $timeFilter GROUP BY time($__interval), "device" fill(none)',
         ("time", aggregate), tags=("device",), alias="$tag_device")
     return p.time_series(title, description, unit, steps, [query], span=span)
 

@@ -25,7 +25,7 @@ def build(standards: Standards) -> Board:
     board = board.with_panel(p.time_series(
         "Pump flow", "Delivered flow per well, m³/h (mean per interval).", p.M3_PER_H,
         p.NEUTRAL,
-        [influxql(f'SELECT mean("flow_m3h") {pumps} {per_interval} fill(null)',
+        [influxql(f'SELECT mean("flow_m3h") {pumps} {per_interval} fill(none)',
                   ("time", "mean"), tags=("device",), alias="$tag_device")], minimum=0))
     board = board.with_panel(p.time_series(
         "Run hours per local day",
@@ -41,7 +41,7 @@ def build(standards: Standards) -> Board:
         "Depth to water",
         "Well water level, m below ground (larger is deeper; the intake depth of each well "
         "is in the register, the margin above it is the next panel).", p.METRES, p.NEUTRAL,
-        [influxql(f'SELECT max("well_level_m") {pumps} {per_interval} fill(null)',
+        [influxql(f'SELECT max("well_level_m") {pumps} {per_interval} fill(none)',
                   ("time", "max"), tags=("device",), alias="$tag_device")]))
     board = board.with_panel(p.time_series(
         "Water above the pump intake",
