@@ -80,7 +80,7 @@ class ApiSink:
                  attempts: int = 4, backoff_s: float = 0.5,
                  http: httpx.Client | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        headers = {"Content-Type": "application/json"}
+        headers = {}
         if token is not None:
             headers["Authorization"] = f"Bearer {token.get_secret_value()}"
         self._http = http or httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout_s,
@@ -96,7 +96,8 @@ class ApiSink:
         """PUT one alert; its HTTP status. Raises ApiUnavailable / ApiRefused as documented."""
         try:
             response = self._http.put(f"/api/v1/alerts/{quote(alert.key, safe=':')}",
-                                      content=alert.model_dump_json())
+                                      content=alert.model_dump_json(),
+                                      headers={"Content-Type": "application/json"})
         except httpx.HTTPError as exc:
             raise ApiUnavailable(f"ticket service: {exc}") from exc
         if response.status_code >= 500 or response.status_code in _RETRYABLE:
