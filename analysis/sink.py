@@ -165,7 +165,8 @@ def alert_line(alert: Alert) -> str:
     tags = {"kind": alert.kind.value, "severity": alert.severity.value,
             "village": place.village or "", "dma": place.dma or "",
             "device": place.device or place.household or ""}
-    fields = {"key": alert.key, "open": alert.status is AlertStatus.OPEN, "title": alert.title}
+    fields: dict[str, float | int | bool | str] = {
+        "key": alert.key, "open": alert.status is AlertStatus.OPEN, "title": alert.title}
     return f"{series_key('alert', tags)} {format_fields(fields)} {_alert_time_ns(alert)}"
 
 
@@ -203,6 +204,15 @@ class InfluxAlertSink:
         return dead
 
 
+def plan_level_number(value: object) -> int:
+    """Plan level as stored: 0 none, 4 = IV, 3 = III, 2 = II, 1 = I (numbers pass through)."""
+    if isinstance(value, str):
+        return PLAN_LEVEL_NUMBER.get(value, 0)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return int(value)
+    return 0
+
+
 def _fields(row: pd.Series, names: dict[str, str]) -> dict[str, float | int | bool | str]:
     fields: dict[str, float | int | bool | str] = {}
     for name, kind in names.items():
@@ -210,7 +220,7 @@ def _fields(row: pd.Series, names: dict[str, str]) -> dict[str, float | int | bo
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
             continue
         if name == "plan_level":
-            fields[name] = PLAN_LEVEL_NUMBER.get(str(value), 0) if pd.notna(value) else 0
+            fields[name] = plan_level_number(value)
         elif kind == "float":
             number = float(value)
             if math.isfinite(number):
