@@ -109,9 +109,21 @@ class ShortageParams(_Section):
                             "day where water is scarce (35 where ample)")
     guarantee_target_pct: float = Field(default=90.0, ge=0.0, le=100.0)
     horizon_days: int = Field(default=60, ge=1, description="how far ahead to project")
-    demand_window_days: int = Field(default=7, ge=1)
+    projection_step_h: float = Field(default=6.0, gt=0.0, le=24.0,
+                                     description="time step of the tank projection")
+    demand_window_days: int = Field(default=7, ge=1,
+                                    description="trailing 24 h windows behind the demand trend")
+    demand_trend_days: float = Field(
+        default=7.0, ge=0.0, description="project the demand trend this far, then hold it")
+    max_demand_trend_share: float = Field(
+        default=0.03, ge=0.0, description="demand trend clipped to this share per day")
     trend_window_days: float = Field(default=3.0, gt=0.0,
                                      description="well and tank trends over this many days")
+    min_trend_span_days: float = Field(
+        default=1.0, gt=0.0, description="a well trend needs data spanning this long")
+    steady_pump_min: float = Field(
+        default=90.0, ge=0.0, description="well levels count toward the rest level once the "
+        "pump has kept its state this long (the level settles in ~30 min)")
     seasonal_amplitude: float = Field(default=0.25, ge=0.0, lt=1.0,
                                       description="summer +25%, winter -25%")
     seasonal_peak_day: int = Field(default=196, ge=1, le=366, description="day of year")
@@ -122,6 +134,14 @@ class ShortageParams(_Section):
     dry_tank_share: float = Field(default=0.02, ge=0.0, lt=1.0,
                                   description="a tank below this share of capacity is dry")
     triggers: list[PlanTrigger] = Field(default_factory=_default_triggers)
+    hysteresis_step_h: float = Field(
+        default=6.0, gt=0.0, description="the plan level is re-evaluated at this spacing ...")
+    hysteresis_steps: int = Field(default=8, ge=0,
+                                  description="... over this many earlier moments")
+    hold_margin: float = Field(
+        default=0.25, ge=0.0, lt=1.0,
+        description="a level holds until its triggers miss by this share (days x 1.25, "
+        "unmet share x 0.75): no flapping at a threshold")
 
 
 class Limit(_Section):
@@ -151,7 +171,13 @@ def _valid_ranges() -> dict[str, Limit]:
 
 
 def _drift_limits() -> dict[str, float]:
-    return {"ph": 0.5, "conductivity_uscm": 150.0}
+    return {"ph": 0.5, "conductivity_uscm": 150.0, "turbidity_ntu": 0.5}
+
+
+def _min_sigmas() -> dict[str, float]:
+    """Below these spreads a parameter's noise is the analyser's resolution, not the water."""
+    return {"turbidity_ntu": 0.02, "free_chlorine_mgl": 0.01, "ph": 0.02,
+            "conductivity_uscm": 2.0, "temperature_c": 0.05}
 
 
 class QualityParams(_Section):
@@ -161,6 +187,10 @@ class QualityParams(_Section):
                                                 description="site -> parameter -> limit")
     analyser_limits: dict[str, dict[str, Limit]] = Field(
         default_factory=dict, description="analyser id -> parameter -> limit (overrides)")
+    source_limited_schemes: list[str] = Field(
+        default_factory=list, description="villages whose small scheme is limited by source "
+        "or treatment: GB 5749 allows them the higher turbidity limit below")
+    source_limited_turbidity_ntu: float = Field(default=3.0, gt=0.0)
     breach_hold_readings: int = Field(
         default=3, ge=1, description="a breach stays open until this many readings comply")
     valid_ranges: dict[str, Limit] = Field(default_factory=_valid_ranges)
@@ -171,9 +201,13 @@ class QualityParams(_Section):
         default_factory=_drift_limits,
         description="parameter -> steady change over the window that is sensor drift")
     drift_min_r2: float = Field(default=0.8, gt=0.0, le=1.0)
+    drift_min_span_days: float = Field(
+        default=2.0, gt=0.0, description="a drift verdict needs data spanning this long")
     baseline_readings: int = Field(default=72, ge=10,
                                    description="moving baseline behind each prediction")
     outlier_sigmas: float = Field(default=3.5, gt=0.0)
+    min_sigma: dict[str, float] = Field(
+        default_factory=_min_sigmas, description="parameter -> floor of the robust sigma")
     outlier_probability: float = Field(
         default=0.01, gt=0.0, lt=1.0, description="chance of an outlier in normal water")
     event_window_readings: int = Field(default=12, ge=2)
@@ -206,6 +240,11 @@ class DeviceParams(_Section):
     cycling_window_h: float = Field(default=2.0, gt=0.0)
     max_starts_per_hour: float = Field(default=3.0, gt=0.0)
     reverse_window_h: float = Field(default=24.0, gt=0.0)
+    reverse_min_steps: int = Field(
+        default=2, ge=1, description="backward steps of a cumulative volume within the window")
+    monitored_critical_after_h: float = Field(
+        default=2.0, ge=0.0,
+        description="a monitored household's closed valve turns critical after this long")
 
 
 class AnalysisParams(_Section):

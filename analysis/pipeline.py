@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from analysis import leaks
+from analysis import devices, leaks, quality, shortage
 from analysis.findings import Finding
 from analysis.params import AnalysisParams
 from analysis.readings import clean, hour_grid, require_aware, series, wide
@@ -31,7 +31,7 @@ class Analysis:
     subjects the pass could judge (an open alert of that kind and subject that is not among
     the findings has cleared; a subject missing here was not judged, e.g. no fresh data).
     ``dma_days``: per DMA and complete local day, columns of ``leaks.dma_kpis``.
-    ``supply``: per village scheme, columns of ``shortage.supply_outlook``.
+    ``supply``: per village scheme, columns ``shortage.SUPPLY_COLUMNS``.
     ``meter_anomalies``: register wraps, resets, swaps, reverse steps and glitches seen.
     """
 
@@ -69,10 +69,12 @@ def analyse(readings: pd.DataFrame, register: County, params: AnalysisParams,
 
     grid = hour_grid(stamp - timedelta(days=params.lookback_days), stamp)
     lp = params.leaks
+    meter_volumes = series(data_now, "meter", "volume_m3")
+    inflow_volumes = series(data_now, "dma_inflow", "volume_m3")
     meter_cont, anomalies = leaks.continuous_volumes(
-        series(data_now, "meter", "volume_m3"), lp, max_flow_m3h=lp.max_household_flow_m3h)
-    inflow_cont, _ = leaks.continuous_volumes(
-        series(data_now, "dma_inflow", "volume_m3"), lp, max_flow_m3h=INFLOW_MAX_FLOW_M3H)
+        meter_volumes, lp, max_flow_m3h=lp.max_household_flow_m3h)
+    inflow_cont, inflow_anomalies = leaks.continuous_volumes(
+        inflow_volumes, lp, max_flow_m3h=INFLOW_MAX_FLOW_M3H)
     if len(grid) >= 2:
         meter_use = leaks.hourly_use(meter_cont, grid)
         inflow_use = leaks.hourly_use(inflow_cont, grid, exact=True)
@@ -90,6 +92,26 @@ def analyse(readings: pd.DataFrame, register: County, params: AnalysisParams,
         dma_days = leaks.dma_kpis(
             leaks.DmaHourly(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()),
             pd.DataFrame(), register, lp)
-    supply = pd.DataFrame()
+    supply, found, judged = shortage.detect_shortages(data_now, register, params.shortage,
+                                                      stamp.to_pydatetime(), dma_days)
+    collect((AlertKind.SHORTAGE,), (found, judged))
+    for result in (quality.detect_quality(data_now, register, params.quality,
+                                          stamp.to_pydatetime()),
+                   devices.detect_devices(
+                       data, register, params.devices, stamp.to_pydatetime(),
+                       anomalies=_stack(anomalies, inflow_anomalies),
+                       volumes=_stack(meter_volumes, inflow_volumes))):
+        found, judged_by_kind = result
+        findings.extend(found)
+        for kind, subjects in judged_by_kind.items():
+            evaluated[kind] |= subjects
     return Analysis(now=stamp.to_pydatetime(), findings=findings, evaluated=dict(evaluated),
                     dma_days=dma_days, supply=supply, meter_anomalies=anomalies)
+
+
+def _stack(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Two frames of the same columns as one (an empty one adds nothing)."""
+    parts = [frame for frame in (first, second) if not frame.empty]
+    if not parts:
+        return first
+    return pd.concat(parts, ignore_index=True) if len(parts) == 2 else parts[0]
