@@ -184,3 +184,12 @@ def test_dma_kpis_are_stamped_at_the_start_of_the_local_day() -> None:
     assert point.tags == {"dma": "dma-v001", "village": "v001"}
     assert "nrw_pct" not in point.fields and point.fields["ili"] == 1.5
     assert json.loads(json.dumps(point.fields))  # plain values only
+
+
+def test_the_json_examples_in_docs_alerts_md_are_valid_alerts() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    blocks = text.split("```json\n")[1:]
+    examples = [Alert.model_validate_json(block.split("```")[0]) for block in blocks]
+    assert len(examples) >= 4
+    assert {a.status for a in examples} == {AlertStatus.OPEN, AlertStatus.RESOLVED}
+    assert all(a.key.startswith(f"{a.kind.value}:") for a in examples)
