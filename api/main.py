@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from api.alerts.views import router as alerts_router
 from api.assets.views import router as assets_router
@@ -104,6 +104,13 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
         "code": "conflict"})
 
 
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.info("data error answered 422: %s", exc)
+    return JSONResponse(status_code=422, content={
+        "detail": "a value does not fit the database (too long, out of range or a NUL "
+                  "character)", "code": "invalid"})
+
+
 def _mount_package_routers(app: FastAPI) -> None:
     for module_name in PACKAGE_ROUTERS:
         if importlib.util.find_spec(module_name.rsplit(".", 1)[0]) is None:
@@ -180,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.notify_config = notify_config
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
     app.include_router(_health_router())
     for router in CORE_ROUTERS:
         app.include_router(router)

@@ -11,7 +11,7 @@ from api.alerts.models import AlertRecord
 from api.alerts.schemas import Acknowledge, AlertRead
 from api.auth.models import Role, ServiceKind
 from api.auth.security import Principal
-from api.deps import ApiSettingsDep, Dispatcher, SessionDep, require_role
+from api.deps import ApiSettingsDep, Dispatcher, Offset, SessionDep, require_role
 from api.errors import Invalid
 from api.tickets import service as tickets
 from common.alerts import Alert, AlertKind, AlertStatus, Severity
@@ -65,7 +65,7 @@ def list_alerts(
     dma: Annotated[str | None, Query(max_length=64)] = None,
     acknowledged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AlertRead]:
     """Most recently updated first."""
     records = service.get_all(db_session=db_session, status=alert_status, kind=kind,

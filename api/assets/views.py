@@ -15,7 +15,7 @@ from api.assets import service
 from api.assets.service import KINDS, AssetKind
 from api.auth.models import Role, ServiceKind
 from api.auth.security import Principal
-from api.deps import AdminUser, Dispatcher, SessionDep, require_role
+from api.deps import AdminUser, Dispatcher, Offset, SessionDep, require_role
 from api.errors import Invalid
 from common.register import County
 
@@ -45,7 +45,7 @@ def _add_routes(kind: AssetKind) -> None:
                     parent_id: str | None = Query(default=None, alias=parent,
                                                   max_length=64),
                     limit: int = Query(default=100, ge=1, le=10000),
-                    offset: int = Query(default=0, ge=0)) -> list[Any]:
+                    offset: Offset = 0) -> list[Any]:
         rows = service.get_all(db_session=db_session, kind=kind, parent_id=parent_id,
                                limit=limit, offset=offset)
         return [_read(kind, row) for row in rows]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from api.audit import service
 from api.audit.schemas import AuditRead
-from api.deps import Dispatcher, SessionDep
+from api.deps import Dispatcher, Offset, SessionDep
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -20,7 +20,7 @@ def list_entries(
     actor: str | None = None,
     action: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: Offset = 0,
 ) -> list[AuditRead]:
     """Newest first."""
     entries = service.get_all(db_session=db_session, entity_type=entity_type,

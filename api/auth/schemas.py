@@ -21,7 +21,7 @@ class UserCreate(BaseModel):
     role: Role
     full_name: Annotated[str, Field(max_length=120)] = ""
     phone: Annotated[str, Field(max_length=32)] = ""
-    crew_id: int | None = None
+    crew_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
 class UserUpdate(BaseModel):
@@ -31,7 +31,7 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     full_name: Annotated[str, Field(max_length=120)] | None = None
     phone: Annotated[str, Field(max_length=32)] | None = None
-    crew_id: int | None = None
+    crew_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
     active: bool | None = None
 
 

@@ -18,7 +18,7 @@ from api.auth.schemas import (
     UserUpdate,
 )
 from api.auth.security import issue_access_token
-from api.deps import AdminUser, ApiSettingsDep, CurrentUser, SessionDep
+from api.deps import AdminUser, ApiSettingsDep, CurrentUser, RowId, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -57,7 +57,7 @@ def create_user(user_in: UserCreate, db_session: SessionDep, admin: AdminUser) -
 
 
 @router.patch("/users/{user_id}", response_model=UserRead)
-def update_user(user_id: int, user_in: UserUpdate, db_session: SessionDep,
+def update_user(user_id: RowId, user_in: UserUpdate, db_session: SessionDep,
                 admin: AdminUser) -> UserRead:
     user = service.get(db_session=db_session, user_id=user_id)
     return UserRead.model_validate(

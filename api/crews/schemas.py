@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import time
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from api.crews.models import Skill
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 Zone = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _local_time(value: time | None) -> time | None:
+    if value is not None and value.tzinfo is not None:
+        raise ValueError("working hours are local county time: give them without a zone")
+    return value
+
+
+LocalTime = Annotated[time, AfterValidator(_local_time)]
 
 
 class CrewBase(BaseModel):
@@ -23,8 +32,8 @@ class CrewBase(BaseModel):
                               description="township ids covered; empty: the whole county")
     home_latitude: Latitude
     home_longitude: Longitude
-    work_start: time = time(8, 0)
-    work_end: time = time(18, 0)
+    work_start: LocalTime = time(8, 0)
+    work_end: LocalTime = time(18, 0)
 
     @model_validator(mode="after")
     def _hours_in_order(self) -> CrewBase:
@@ -45,8 +54,8 @@ class CrewUpdate(BaseModel):
     zones: list[Zone] | None = None
     home_latitude: Latitude | None = None
     home_longitude: Longitude | None = None
-    work_start: time | None = None
-    work_end: time | None = None
+    work_start: LocalTime | None = None
+    work_end: LocalTime | None = None
     active: bool | None = None
 
 

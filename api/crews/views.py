@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from api.crews import service
 from api.crews.schemas import CrewCreate, CrewRead, CrewUpdate
-from api.deps import AnyUser, Dispatcher, SessionDep
+from api.deps import AnyUser, Dispatcher, RowId, SessionDep
 
 router = APIRouter(prefix="/api/v1/crews", tags=["crews"])
 
@@ -20,7 +20,7 @@ def list_crews(db_session: SessionDep, _user: AnyUser,
 
 
 @router.get("/{crew_id}", response_model=CrewRead)
-def get_crew(crew_id: int, db_session: SessionDep, _user: AnyUser) -> CrewRead:
+def get_crew(crew_id: RowId, db_session: SessionDep, _user: AnyUser) -> CrewRead:
     return service.to_read(db_session, service.get(db_session=db_session, crew_id=crew_id))
 
 
@@ -31,7 +31,7 @@ def create_crew(crew_in: CrewCreate, db_session: SessionDep, actor: Dispatcher) 
 
 
 @router.patch("/{crew_id}", response_model=CrewRead)
-def update_crew(crew_id: int, crew_in: CrewUpdate, db_session: SessionDep,
+def update_crew(crew_id: RowId, crew_in: CrewUpdate, db_session: SessionDep,
                 actor: Dispatcher) -> CrewRead:
     crew = service.get(db_session=db_session, crew_id=crew_id)
     return service.to_read(db_session, service.update(db_session=db_session, crew=crew,

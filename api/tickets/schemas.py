@@ -63,7 +63,7 @@ class TicketTransition(BaseModel):
     to: TicketStatus
     reason: ShortText = ""
     note: LongText = Field(default="", description="resolution note (what was fixed)")
-    crew_id: int | None = Field(default=None, ge=1)
+    crew_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     scheduled_for: AwareDatetime | None = None
     route_position: int | None = Field(default=None, ge=0)
 

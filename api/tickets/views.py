@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from api.audit import service as audit
 from api.audit.schemas import AuditRead
-from api.deps import AnyUser, ApiSettingsDep, Dispatcher, SessionDep
+from api.deps import MAX_ROW_ID, AnyUser, ApiSettingsDep, Dispatcher, Offset, RowId, SessionDep
 from api.tickets import service, verification
 from api.tickets.models import Priority, TicketStatus
 from api.tickets.schemas import TicketCreate, TicketRead, TicketTransition, TicketUpdate
@@ -22,11 +22,11 @@ def list_tickets(
     db_session: SessionDep,
     viewer: AnyUser,
     ticket_status: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
-    crew_id: int | None = None,
+    crew_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     village_id: Annotated[str | None, Query(max_length=64)] = None,
     priority: Priority | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[TicketRead]:
     """Soonest due first; ``status`` may repeat. A crew member sees only their crew's."""
     rows = service.get_all(db_session=db_session, viewer=viewer, statuses=ticket_status or (),
@@ -44,13 +44,13 @@ def create_ticket(ticket_in: TicketCreate, db_session: SessionDep, settings: Api
 
 
 @router.get("/{ticket_id}", response_model=TicketRead)
-def get_ticket(ticket_id: int, db_session: SessionDep, viewer: AnyUser) -> TicketRead:
+def get_ticket(ticket_id: RowId, db_session: SessionDep, viewer: AnyUser) -> TicketRead:
     return service.to_read(service.get(db_session=db_session, ticket_id=ticket_id,
                                        viewer=viewer))
 
 
 @router.patch("/{ticket_id}", response_model=TicketRead)
-def update_ticket(ticket_id: int, ticket_in: TicketUpdate, db_session: SessionDep,
+def update_ticket(ticket_id: RowId, ticket_in: TicketUpdate, db_session: SessionDep,
                   settings: ApiSettingsDep, actor: Dispatcher) -> TicketRead:
     ticket = service.get(db_session=db_session, ticket_id=ticket_id, viewer=actor)
     return service.to_read(service.update(db_session=db_session, ticket=ticket,
@@ -59,7 +59,7 @@ def update_ticket(ticket_id: int, ticket_in: TicketUpdate, db_session: SessionDe
 
 
 @router.post("/{ticket_id}/transitions", response_model=TicketRead)
-def move_ticket(ticket_id: int, move_in: TicketTransition, db_session: SessionDep,
+def move_ticket(ticket_id: RowId, move_in: TicketTransition, db_session: SessionDep,
                 actor: AnyUser) -> TicketRead:
     """One lifecycle move. 409 for a move the current status does not allow, 403 for a role
     that may not make it, 422 for a missing crew, note or reason."""
@@ -69,7 +69,7 @@ def move_ticket(ticket_id: int, move_in: TicketTransition, db_session: SessionDe
 
 
 @router.get("/{ticket_id}/history", response_model=list[AuditRead])
-def ticket_history(ticket_id: int, db_session: SessionDep, viewer: AnyUser) -> list[AuditRead]:
+def ticket_history(ticket_id: RowId, db_session: SessionDep, viewer: AnyUser) -> list[AuditRead]:
     """The ticket's audit trail, newest first."""
     service.get(db_session=db_session, ticket_id=ticket_id, viewer=viewer)
     entries = audit.get_all(db_session=db_session, entity_type="ticket",
