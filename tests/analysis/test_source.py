@@ -45,7 +45,8 @@ def store_simulation(influx: InfluxClient, villages: int, households: int, days:
     simulation = CountySimulation(county, incidents or [], START, seed)
     builder = MessageBuilder(county, seed)
     end = START + timedelta(days=days)
-    rows, lines = [], []
+    rows: list[tuple[str, str, str, str, float]] = []
+    lines: list[str] = []
     for message in message_stream(simulation, builder, end):
         if not message.topic.endswith("/telemetry"):
             continue
