@@ -55,6 +55,11 @@ def continuous_volumes(volumes: pd.DataFrame, params: LeakParams, *,
     for column in ("time", "device", "value"):
         if column not in volumes.columns:
             raise ValueError(f"volumes lack column {column!r}")
+    if volumes.empty:  # e.g. an export without meters
+        return (pd.DataFrame({"time": pd.to_datetime([], utc=True), "device": [],
+                              "value": []}),
+                pd.DataFrame({"time": pd.to_datetime([], utc=True), "device": [],
+                              "anomaly": [], "change_m3": []}))
     frame = volumes.sort_values(["device", "time"], kind="stable").reset_index(drop=True)
     device = frame["device"].to_numpy()
     value = frame["value"].to_numpy(dtype=float)
