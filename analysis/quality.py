@@ -147,29 +147,45 @@ def out_of_range(values: pd.Series, valid: Limit | None, hold: int) -> SensorFau
 
 def drift(values: pd.Series, paired: pd.Series | None, end: pd.Timestamp, limit: float,
           params: QualityParams) -> SensorFault | None:
-    """A steady linear change of at least ``limit`` over the drift window (hourly means),
-    of the difference to the paired site's series where there is one."""
+    """A steady linear change of at least ``limit`` over the drift window (hourly means).
+
+    With a paired site reporting the same parameter, the change is that of the difference
+    between the two (the water's own changes cancel out), and the sensor blamed is the one
+    whose own series moves that way by at least half the limit (the difference alone
+    cannot tell which of the two drifts)."""
     start = end - pd.Timedelta(days=params.drift_window_days)
-    hourly = values[values.index > start].resample("h").mean()
+    hourly = values[values.index > start].resample("h").mean().dropna()
+    own = _line(hourly, end, params)
+    if own is None:
+        return None
+    change, r2 = own
     against = "itself"
     if paired is not None and not paired.empty:
         other = paired[paired.index > start].resample("h").mean()
-        hourly = (hourly - other.reindex(hourly.index)).dropna()
+        difference = _line((hourly - other.reindex(hourly.index)).dropna(), end, params)
+        if difference is None:
+            return None
+        if abs(change) < limit / 2 or np.sign(change) != np.sign(difference[0]):
+            return None
+        change, r2 = difference
         against = "paired site"
-    hourly = hourly.dropna()
+    if abs(change) < limit or r2 < params.drift_min_r2:
+        return None
+    return SensorFault("drift", pd.Timestamp(hourly.index[0]),
+                       {"change_over_window": round(change, 4), "r2": round(r2, 3),
+                        "window_days": params.drift_window_days, "against": against})
+
+
+def _line(hourly: pd.Series, end: pd.Timestamp,
+          params: QualityParams) -> tuple[float, float] | None:
+    """(change over the drift window, r2) of a least-squares line, or None if too short."""
     if len(hourly) < 12:
         return None
     days = ((hourly.index - end) / pd.Timedelta(days=1)).to_numpy(dtype=float)
     if days.max() - days.min() < params.drift_min_span_days:
         return None
     fit = stats.linregress(days, hourly.to_numpy(dtype=float))
-    change = float(fit.slope) * params.drift_window_days
-    r2 = float(fit.rvalue) ** 2
-    if abs(change) < limit or r2 < params.drift_min_r2:
-        return None
-    return SensorFault("drift", pd.Timestamp(hourly.index[0]),
-                       {"change_over_window": round(change, 4), "r2": round(r2, 3),
-                        "window_days": params.drift_window_days, "against": against})
+    return float(fit.slope) * params.drift_window_days, float(fit.rvalue) ** 2
 
 
 # --------------------------------------------------------------------------- events
