@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password"}
@@ -192,22 +192,29 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
 
-    @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> Settings:
+    def require_secrets(self, *uses: Literal["mqtt", "influx"]) -> None:
+        """In production, refuse to run without real secrets for what this process uses.
+
+        Each entry point names its own (the collector: mqtt and influx; a field gateway:
+        mqtt only; the API and the analysis: influx, and they check their own tokens), so no
+        service has to be handed a secret it never uses. Raises MissingSecrets.
+        """
         if self.environment != "production":
-            return self
-        missing = [
-            name
-            for name, secret in (
-                ("RURALWATER_MQTT__PASSWORD", self.mqtt.password),
-                ("RURALWATER_INFLUX__PASSWORD or RURALWATER_INFLUX__TOKEN",
-                 self.influx.password or self.influx.token),
-            )
-            if secret is None or secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
-        ]
+            return
+        secrets = {
+            "mqtt": ("RURALWATER_MQTT__PASSWORD", self.mqtt.password),
+            "influx": ("RURALWATER_INFLUX__PASSWORD or RURALWATER_INFLUX__TOKEN",
+                       self.influx.password or self.influx.token),
+        }
+        missing = [name for name, secret in (secrets[use] for use in uses)
+                   if secret is None
+                   or secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS]
         if missing:
-            raise ValueError(f"production needs real secrets: {', '.join(missing)}")
-        return self
+            raise MissingSecrets(f"production needs real secrets: {', '.join(missing)}")
+
+
+class MissingSecrets(ValueError):
+    """A production process started without a secret it needs."""
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        settings.require_secrets("mqtt")
         config = load_config(args.config)
         pollers = build_device_pollers(config)
         client = build_mqtt_client(settings.mqtt, config.gateway)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ["common", "collector", "simulator", "gateway", "demo", "dashboards"]
+PACKAGES = ["common", "collector", "simulator", "gateway", "analysis", "api", "dashboards", "demo"]
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:

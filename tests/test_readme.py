@@ -25,7 +25,7 @@ def every_setting_variable() -> set[str]:
 
 
 def test_configuration_table_lists_exactly_the_settings() -> None:
-    table = set(re.findall(r"^\| `(RURALWATER_[A-Z_]+)`", README.read_text(), re.MULTILINE))
+    table = set(re.findall(r"^\| `(RURALWATER_[A-Z0-9_]+)`", README.read_text(), re.MULTILINE))
     assert table == every_setting_variable()
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from common.settings import Settings
+from common.settings import MissingSecrets, Settings
 
 
 def test_nested_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,8 +28,21 @@ def test_production_refuses_missing_or_placeholder_secrets(
 ) -> None:
     monkeypatch.setenv("RURALWATER_ENVIRONMENT", "production")
     monkeypatch.setenv("RURALWATER_MQTT__PASSWORD", "changeme")
-    with pytest.raises(ValidationError, match="RURALWATER_MQTT__PASSWORD"):
-        Settings()
+    with pytest.raises(MissingSecrets, match="RURALWATER_MQTT__PASSWORD"):
+        Settings().require_secrets("mqtt", "influx")
     monkeypatch.setenv("RURALWATER_MQTT__PASSWORD", "s3cure-collector-pass")
+    with pytest.raises(MissingSecrets, match="RURALWATER_INFLUX__PASSWORD"):
+        Settings().require_secrets("mqtt", "influx")
     monkeypatch.setenv("RURALWATER_INFLUX__TOKEN", "a-real-token")
-    assert Settings().environment == "production"
+    Settings().require_secrets("mqtt", "influx")
+
+
+def test_each_process_is_asked_only_for_the_secrets_it_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A field gateway talks to the broker only; it must not need an InfluxDB password.
+    monkeypatch.setenv("RURALWATER_ENVIRONMENT", "production")
+    monkeypatch.setenv("RURALWATER_MQTT__PASSWORD", "s3cure-gateway-pass")
+    Settings().require_secrets("mqtt")
+    with pytest.raises(MissingSecrets):
+        Settings().require_secrets("influx")
