@@ -1,4 +1,4 @@
-# The image for ruralwater's Python services (collector now; api and analysis later).
+# The image for ruralwater's Python services: collector, api (and its notify loop), analysis.
 # Each compose service picks its program with `command:`, e.g. ["python", "-m", "collector"].
 
 # ---- build: turn the project into a wheel, so the runtime image holds no source tree.
@@ -20,10 +20,10 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 RUN groupadd --system --gid 10001 ruralwater \
     && useradd --system --uid 10001 --gid ruralwater --home-dir /var/lib/ruralwater \
        --shell /usr/sbin/nologin ruralwater \
-    && mkdir -p /var/lib/ruralwater/collector \
+    && mkdir -p /var/lib/ruralwater/collector /var/lib/ruralwater/analysis \
     && chown -R ruralwater:ruralwater /var/lib/ruralwater
 # Named volumes mounted here start with this ownership, so the spool is writable.
-VOLUME ["/var/lib/ruralwater/collector"]
+VOLUME ["/var/lib/ruralwater/collector", "/var/lib/ruralwater/analysis"]
 WORKDIR /var/lib/ruralwater
 USER ruralwater
 

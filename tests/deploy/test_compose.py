@@ -27,7 +27,17 @@ SECRETS = {
     "MQTT_BUREAU_PASSWORD": "bureau-broker-pw",
     "INFLUXDB_ADMIN_PASSWORD": "influx-admin-pw",
     "INFLUXDB_COLLECTOR_PASSWORD": "influx-collector-pw",
+    "INFLUXDB_ANALYSIS_PASSWORD": "influx-analysis-pw",
+    "INFLUXDB_API_PASSWORD": "influx-api-pw",
+    "INFLUXDB_GRAFANA_PASSWORD": "influx-grafana-pw",
+    "POSTGRES_PASSWORD": "postgres-owner-pw",
+    "TICKETS_DB_GRAFANA_PASSWORD": "postgres-grafana-pw",
+    "API_JWT_SECRET": "a-long-random-jwt-signing-secret",
+    "ANALYSIS_API_TOKEN": "rw_0123456789_analysis-secret",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-admin-pw",
 }
+# Required, not secret: where the county's asset register is on the host.
+REQUIRED = SECRETS | {"RURALWATER_REGISTER_FILE": "/srv/ruralwater/register.json"}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("docker-compose") is None, reason="docker-compose not installed"
@@ -51,7 +61,7 @@ def compose(tmp_path: Path, env: dict[str, str], *args: str, env_file: Path | No
 
 
 def resolved_config(tmp_path: Path) -> dict[str, Any]:
-    result = compose(tmp_path, SECRETS, "config")
+    result = compose(tmp_path, REQUIRED, "config")
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert isinstance(config, dict)
@@ -59,13 +69,13 @@ def resolved_config(tmp_path: Path) -> dict[str, Any]:
 
 
 def test_config_is_valid_with_every_secret_set(tmp_path: Path) -> None:
-    result = compose(tmp_path, SECRETS, "config", "-q")
+    result = compose(tmp_path, REQUIRED, "config", "-q")
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("missing", sorted(SECRETS))
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
 def test_config_fails_naming_the_missing_secret(tmp_path: Path, missing: str) -> None:
-    env = {name: value for name, value in SECRETS.items() if name != missing}
+    env = {name: value for name, value in REQUIRED.items() if name != missing}
     result = compose(tmp_path, env, "config", "-q")
     assert result.returncode != 0
     assert f"set {missing} in .env" in result.stderr
@@ -123,23 +133,50 @@ def _is_settings_field(model: type[BaseModel], path: list[str]) -> bool:
     )
 
 
-def test_collector_environment_names_real_settings_and_passes_production_checks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+#: each Python service and the secrets its entry point demands in production
+PYTHON_SERVICES = {"collector": ("mqtt", "influx"), "api": ("influx",), "notify": ("influx",),
+                   "analysis": ("influx",)}
+
+
+@pytest.mark.parametrize("service", sorted(PYTHON_SERVICES))
+def test_python_service_environment_names_real_settings_and_passes_production_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service: str
 ) -> None:
     # Settings ignores unknown variables, so a misspelt name would silently do nothing.
-    environment: dict[str, str] = resolved_config(tmp_path)["services"]["collector"][
-        "environment"
-    ]
+    environment: dict[str, str] = resolved_config(tmp_path)["services"][service]["environment"]
     for name in environment:
-        assert name.startswith("RURALWATER_"), name
+        if not name.startswith("RURALWATER_"):
+            continue  # read by the service's command line, e.g. ANALYSIS_API_TOKEN
         path = name.removeprefix("RURALWATER_").lower().split("__")
         assert _is_settings_field(Settings, path), name
     for name, value in environment.items():
         monkeypatch.setenv(name, str(value))
     settings = Settings()
+    settings.require_secrets(*PYTHON_SERVICES[service])
     assert settings.environment == "production"
-    assert settings.mqtt.host == "mosquitto"
-    assert settings.mqtt.username == "svc.collector"
     assert settings.influx.url == "http://influxdb:8086"
     assert settings.influx.create_database is False
+    assert settings.influx.username == {"collector": "collector", "analysis": "analysis"}.get(
+        service, "api")
+
+
+def test_collector_talks_to_the_broker_as_its_own_user_and_keeps_its_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = resolved_config(tmp_path)["services"]["collector"]["environment"]
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    settings = Settings()
+    assert settings.mqtt.host == "mosquitto"
+    assert settings.mqtt.username == "svc.collector"
     assert str(settings.collector.data_dir) == "/var/lib/ruralwater/collector"
+
+
+def test_api_uses_postgresql_and_the_analysis_reaches_the_api(tmp_path: Path) -> None:
+    services = resolved_config(tmp_path)["services"]
+    api_env, analysis_env = services["api"]["environment"], services["analysis"]["environment"]
+    assert api_env["RURALWATER_API__DATABASE_URL"] == (
+        "postgresql+psycopg://ruralwater:postgres-owner-pw@postgres:5432/ruralwater")
+    assert analysis_env["RURALWATER_ANALYSIS__API_URL"] == "http://api:8000"
+    assert analysis_env["RURALWATER_ANALYSIS__API_TOKEN"] == api_env["ANALYSIS_API_TOKEN"]
+    assert services["notify"]["command"] == ["python", "-m", "api", "notify"]
