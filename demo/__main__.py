@@ -1,8 +1,11 @@
-"""``python -m demo`` (``./scripts/demo.sh``): the whole telemetry path on this machine.
+"""``python -m demo`` (``./scripts/demo.sh``): the whole system on this machine.
 
 Starts Mosquitto and InfluxDB with their data under ``var/demo``, the collector as its own
-process, and the county simulator accelerated (a simulated day per minute by default), and
-prints progress as it goes. At the end it shows what landed and how to look at the data.
+process, the ticket service (``python -m api`` on SQLite, the county's register imported),
+and the county simulator accelerated (a simulated day per minute by default), printing
+progress as it goes. When the simulated days are in, the analysis makes a pass over them
+(``python -m analysis once``): its alerts become tickets in the API. At the end it shows what
+landed, the alerts and tickets, and how to look at the data.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import httpx
 from common.influx import InfluxClient
 from common.localservices import InfluxDB, Mosquitto, free_port
 from common.settings import InfluxSettings, MqttSettings, get_settings
+from demo.services import ApiProcess, analyse_once
 from simulator.publisher import Progress, build_client, connect
 from simulator.session import RunPlan, prepare, run
 
@@ -111,18 +115,30 @@ def main() -> None:
     say(f"Mosquitto on 127.0.0.1:{broker.port}, InfluxDB on {influxdb.url} "
         f"(data in {args.data_dir})")
     collector = CollectorProcess(args.data_dir, broker.port, influxdb.url)
+    api: ApiProcess | None = None
     try:
         collector.wait_connected()
         say(f"collector running: health at http://127.0.0.1:{collector.health_port}/health")
         plan = RunPlan(seed=args.seed, villages=args.villages,
                        households_per_village=args.households_per_village or None,
                        days=args.days, speed=args.speed, output_dir=args.data_dir / "truth")
+        register = args.data_dir / "truth" / "register.json"
+        if not args.via_gateways:
+            prepare(plan).county.write(register)
+            api = ApiProcess(args.data_dir / "api", _port(18000), influxdb.url)
+            api.start(register)
+            say(f"ticket service on {api.url} (OpenAPI at {api.url}/docs); "
+                f"{len(api.crews)} crews")
         if args.via_gateways:
             _through_gateways(args, broker.port, collector)
         else:
             _simulate(plan, broker.port, collector)
         _wait_caught_up(collector)
         _summary(influxdb.url, plan, collector)
+        if api is not None:
+            say("\nanalysis: one pass over what InfluxDB holds (python -m analysis once)")
+            say(analyse_once(args.data_dir / "analysis", influxdb.url, api, register))
+            api.show_outcome(say)
         if args.keep_running:
             say("\nservices stay up; Ctrl-C to stop")
             while True:
@@ -130,6 +146,8 @@ def main() -> None:
     except KeyboardInterrupt:
         say("stopping")
     finally:
+        if api is not None:
+            api.stop()
         collector.stop()
         broker.stop()
         influxdb.stop()

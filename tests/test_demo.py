@@ -31,6 +31,11 @@ def test_demo_publishes_a_simulated_county_into_influxdb(tmp_path: Path) -> None
     assert points(output, "meter") > 0 and points(output, "dma_inflow") > 0
     assert "0 dead letters" in output
     assert (tmp_path / "demo" / "truth" / "incidents.json").exists()
+    # The analysis made its pass and the ticket service answered with what it holds.
+    summary = re.search(r'^\{"now".*"open_alerts": (\d+).*"api_pending": 0', output, re.MULTILINE)
+    assert summary, output
+    served = re.search(r"^ticket service: (\d+) alerts .*, (\d+) tickets$", output, re.MULTILINE)
+    assert served and int(served.group(1)) == int(summary.group(1)), output
 
 
 def test_demo_through_real_gateways_polling_simulated_devices(tmp_path: Path) -> None:
