@@ -48,7 +48,7 @@ PACKAGE_ROUTERS: tuple[str, ...] = (
     "api.notify.views",
     "api.emergency.views",
     "api.reports.views",
-    "api.planning.views",
+    "api.scheduling.views",
     "api.crewpage.views",
 )
 

@@ -34,3 +34,7 @@ class Crew(Base):
     work_end: Mapped[time] = mapped_column(Time, default=time(18, 0))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    #: Last reported position (WGS84) and when: the planner starts the crew's day there.
+    reported_latitude: Mapped[float | None] = mapped_column(Float)
+    reported_longitude: Mapped[float | None] = mapped_column(Float)
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -80,4 +80,8 @@ class CrewRead(BaseModel):
     work_start: time
     work_end: time
     active: bool
+    reported_latitude: float | None = None
+    reported_longitude: float | None = None
+    reported_at: datetime | None = Field(default=None,
+                                         description="when the crew last said where it is")
     members: list[CrewMember] = Field(default_factory=list)
