@@ -218,6 +218,8 @@ def village_months(dma_days: pd.DataFrame, readings: pd.DataFrame, register: Cou
     out["litres_per_person_day"] = (1000 * out["consumption_m3"]
                                     / (out["population"] * out["days"]))
     out["days_short"] = out["days_short"].fillna(0).astype(int)
+    for name in ("quality_readings", "quality_compliant"):
+        out[name] = out[name].astype("Int64")  # NaN where the village has no analyser
     out["guarantee_rate_pct"] = 100 * (out["days"] - out["days_short"]) / out["days"]
     out["quality_compliance_pct"] = _share_pct(out["quality_compliant"].astype(float),
                                                out["quality_readings"].astype(float))
@@ -263,17 +265,19 @@ def plot_dma(dma_days: pd.DataFrame, dma: str, path: Path) -> Path:
     night.set_ylabel("m3/h (02:00-04:00 local)")
     night.set_ylim(bottom=0)
     night.set_title(f"{dma}: minimum night flow")
-    night.legend(loc="upper left")
+    night.legend(loc="lower left")
     balance.plot(when, days["inflow_m3"], label="supplied (inflow)")
     balance.plot(when, days["consumption_m3"], label="consumption (meters)")
     balance.fill_between(when, days["consumption_m3"], days["inflow_m3"], alpha=0.25,
                          label="non-revenue water")
     balance.set_ylabel("m3/day")
+    balance.set_ylim(bottom=0)
     balance.set_title(f"{dma}: daily water balance")
     share = balance.twinx()
     share.plot(when, 100 * days["nrw_m3"] / days["inflow_m3"].where(days["inflow_m3"] > 0),
                color="black", lw=0.8, label="NRW % (right)")
     share.set_ylabel("NRW %")
+    share.set_ylim(bottom=0)
     handles, labels = balance.get_legend_handles_labels()
     more_handles, more_labels = share.get_legend_handles_labels()
     balance.legend(handles + more_handles, labels + more_labels, loc="lower left")
