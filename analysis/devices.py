@@ -92,10 +92,12 @@ def _utc(moment: pd.Timestamp) -> datetime:
 
 
 def reporting_intervals(readings: pd.DataFrame) -> pd.Series:
-    """Median spacing of each device's reading times over its last day, in minutes."""
-    times = readings[["device", "time"]].drop_duplicates()
-    last = times.groupby("device")["time"].transform("max")
-    recent = times[times["time"] > last - pd.Timedelta(days=1)].sort_values(["device", "time"])
+    """Median spacing of each device's reading times over the data's last day, minutes."""
+    if readings.empty:
+        return pd.Series(dtype=float)
+    # Devices silent for longer than a day fall back to their kind's default interval.
+    recent = readings[readings["time"] > readings["time"].max() - pd.Timedelta(days=1)]
+    recent = recent[["device", "time"]].drop_duplicates().sort_values(["device", "time"])
     gaps = recent.groupby("device")["time"].diff().dt.total_seconds() / 60
     return gaps.groupby(recent["device"]).median().dropna()
 
@@ -194,14 +196,18 @@ def detect_meter_status(readings: pd.DataFrame, register: County, params: Device
     stamp = pd.Timestamp(now)
     judged: Judged = {AlertKind.LOW_BATTERY: set(), AlertKind.TAMPER: set(),
                       AlertKind.VALVE_CLOSED: set()}
-    table = _fields(readings, "meter", ["valve", "balance_yuan", "battery_low", "tamper"])
-    if table.empty:
+    fields = ["valve", "balance_yuan", "battery_low", "tamper"]
+    rows = readings[(readings["kind"] == "meter") & readings["field"].isin(fields)]
+    if rows.empty:
         return [], judged
     households = {h.meter: h for h in register.households}
     township = {v.id: v.township for v in register.villages}
-    latest = table.groupby("device").last()  # last non-NaN value of each field
+    # Readings are time-sorted: the last row per device and field is its latest value.
+    latest = rows.drop_duplicates(["device", "field"], keep="last").pivot(
+        index="device", columns="field", values="value").reindex(columns=fields)
     flagged = latest[(latest["battery_low"] > 0.5) | (latest["tamper"] > 0.5)
                      | (latest["valve"] > 0.5)]
+    table = _fields(rows[rows["device"].isin(flagged.index)], "meter", fields)
     for kind, column in ((AlertKind.LOW_BATTERY, "battery_low"), (AlertKind.TAMPER, "tamper"),
                          (AlertKind.VALVE_CLOSED, "valve")):
         judged[kind] = {households[m].id for m in latest.index[latest[column].notna()]
@@ -421,9 +427,11 @@ def detect_devices(readings: pd.DataFrame, register: County, params: DeviceParam
     :func:`detect_reverse_flow` (reverse flow is judged only when given)."""
     findings: list[Finding] = []
     judged: Judged = {}
+    meter_or_pump = readings[readings["kind"].isin(["meter", "pump"])]
+    is_meter = meter_or_pump["kind"] == "meter"
     checks = [detect_silent(readings, register, params, now),
-              detect_meter_status(readings, register, params, now),
-              detect_pumps(readings, register, params, now)]
+              detect_meter_status(meter_or_pump[is_meter], register, params, now),
+              detect_pumps(meter_or_pump[~is_meter], register, params, now)]
     if anomalies is not None and volumes is not None:
         checks.append(detect_reverse_flow(anomalies, volumes, register, params, now))
     for found, subjects in checks:

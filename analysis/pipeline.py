@@ -92,11 +92,14 @@ def analyse(readings: pd.DataFrame, register: County, params: AnalysisParams,
         dma_days = leaks.dma_kpis(
             leaks.DmaHourly(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()),
             pd.DataFrame(), register, lp)
-    supply, found, judged = shortage.detect_shortages(data_now, register, params.shortage,
-                                                      stamp.to_pydatetime(), dma_days)
+    # One pass over the kinds, so each detector filters only the readings it reads.
+    scheme_data = data_now[data_now["kind"].isin(["pump", "tank", "dma_inflow", "quality"])]
+    supply, found, judged = shortage.detect_shortages(
+        scheme_data[scheme_data["kind"] != "quality"], register, params.shortage,
+        stamp.to_pydatetime(), dma_days)
     collect((AlertKind.SHORTAGE,), (found, judged))
-    for result in (quality.detect_quality(data_now, register, params.quality,
-                                          stamp.to_pydatetime()),
+    for result in (quality.detect_quality(scheme_data[scheme_data["kind"] == "quality"],
+                                          register, params.quality, stamp.to_pydatetime()),
                    devices.detect_devices(
                        data, register, params.devices, stamp.to_pydatetime(),
                        anomalies=_stack(anomalies, inflow_anomalies),
