@@ -41,7 +41,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Made:
         Incident(kind="demand_surge", target="v002", start=START + timedelta(hours=12),
                  magnitude=4.0, aquifer_decline_m_per_day=8.0),
     ]
-    sim = simulate(3, 20, DAYS, seed=11, incidents=incidents, start=START)
+    sim = simulate(3, 12, DAYS, seed=11, incidents=incidents, start=START)
     params = AnalysisParams(lookback_days=DAYS + 1)
     analysis = analyse(sim.readings, sim.county, params, sim.end)
     files = write_report(tmp_path_factory.mktemp("report"), dma_days=analysis.dma_days,
