@@ -63,7 +63,7 @@ class Replanner:
         return now - self.seen_since >= self.config.replan_debounce_s
 
     def tick(self) -> bool:
-        """Look once; re-plan if due. True when a plan was applied."""
+        """Look once; re-plan if due. True when it re-planned (or tried to: no crew yet)."""
         if not self.due(self._fingerprint()):
             return False
         try:
