@@ -138,6 +138,15 @@ class ApiSettings(BaseModel):
     # A device ticket is verified when readings (or an open valve) arrive within this, hours.
     verify_device_window_h: float = Field(default=24.0, gt=0)
     utc_offset_hours: float = 8.0
+    # Crew scheduling (api/scheduling): OR-Tools search per (re-)plan, s.
+    planning_time_limit_s: float = Field(default=5.0, gt=0)
+    # Days of shifts planned: today's and the next ones'.
+    planning_horizon_days: int = Field(default=2, ge=1, le=7)
+    # Re-plan in this process when tickets or crews change (keep it on in one process only).
+    replan_loop: bool = True
+    replan_poll_s: float = Field(default=15.0, gt=0)
+    replan_debounce_s: float = Field(default=30.0, ge=0)
+    replan_max_age_s: float = Field(default=1800.0, gt=0)
     # Notification channels, routes and escalation policies (api/notify/sample.yaml); unset:
     # no channels, reminders are logged as undelivered.
     notify_config_file: Path | None = None

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything ruralwater needs on a fresh Debian machine (run as root or with sudo):
-# the real services the demo and tests start (Mosquitto, InfluxDB), the compose validator,
+# the real services the demo and tests start (Mosquitto, InfluxDB, PostgreSQL), the compose
+# validator, Chromium and its driver (the crew page's browser test), wrk (the API benchmark),
 # and a Python virtual environment in .venv with the project and its dev tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client docker-compose)
+APT_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client docker-compose
+              chromium chromium-driver wrk)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -111,7 +111,8 @@ def service(tmp_path: Path, influx_settings: InfluxSettings) -> Iterator[Service
     url = f"sqlite:///{tmp_path / 'api.sqlite3'}"
     migrate.upgrade(url)
     settings = Settings(api=ApiSettings(database_url=url, jwt_secret=SecretStr("t" * 40),
-                                        jwt_secret_file=tmp_path / "jwt", notify_loop=False),
+                                        jwt_secret_file=tmp_path / "jwt", notify_loop=False,
+                                        replan_loop=False),
                         influx=influx_settings)
     app = create_app(settings)
     app.state.scheduling_config = SchedulingConfig(time_limit_s=5, solution_limit=50)

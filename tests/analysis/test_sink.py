@@ -134,7 +134,8 @@ def test_the_ticket_service_takes_the_alerts_and_opens_one_ticket_per_problem(
     url = f"sqlite:///{tmp_path / 'api.sqlite3'}"
     migrate.upgrade(url)
     settings = Settings(api=ApiSettings(database_url=url, jwt_secret=SecretStr("j" * 40),
-                                        jwt_secret_file=tmp_path / "jwt", notify_loop=False),
+                                        jwt_secret_file=tmp_path / "jwt", notify_loop=False,
+                                        replan_loop=False),
                         influx=InfluxSettings(url="http://127.0.0.1:9", timeout_s=1.0))
     app = create_app(settings)
     with app.state.session_factory() as db_session:

@@ -66,7 +66,7 @@ def database_url(request: pytest.FixtureRequest,
 def api_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
     api = ApiSettings(database_url=database_url, jwt_secret=SecretStr(JWT_SECRET),
                       jwt_secret_file=tmp_path / "jwt-secret", notify_loop=False,
-                      **overrides)  # type: ignore[arg-type]
+                      replan_loop=False, **overrides)  # type: ignore[arg-type]
     return Settings(api=api, influx=InfluxSettings(url="http://127.0.0.1:9", timeout_s=1.0))
 
 

@@ -33,6 +33,7 @@ def test_first_admin_token_and_register_from_the_command_line(
     output = capsys.readouterr().out.splitlines()
     api_key = output[2]
     app = create_app(Settings(api=ApiSettings(database_url=url, notify_loop=False,
+                                              replan_loop=False,
                                               jwt_secret=SecretStr(JWT_SECRET))))
     with TestClient(app) as client:
         login = client.post("/api/v1/auth/token",
