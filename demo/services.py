@@ -25,7 +25,8 @@ import httpx
 from common.register import County
 
 REPO = Path(__file__).resolve().parents[1]
-DISPATCHER = ("dispatcher", "demo-dispatcher")  # a demo login, printed for the person
+DISPATCHER = ("dispatcher", "demo-dispatcher")  # demo logins, printed for the person
+CREW_MEMBER = ("crew1", "demo-crew1")  # a member of the first crew, for the crew page
 
 
 class DemoError(SystemExit):
@@ -79,6 +80,8 @@ class ApiProcess:
             register.read_text())) for name, skills in (
                 ("Crew 1 (pipes)", ["pipe", "meter"]),
                 ("Crew 2 (pumps, quality)", ["pump_electrical", "water_quality", "meter"]))]
+        self._cli("create-user", CREW_MEMBER[0], "--role", "crew_member", "--crew-id",
+                  str(self.crews[0]["id"]), "--password-stdin", stdin=CREW_MEMBER[1] + "\n")
 
     def _wait_up(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -117,18 +120,35 @@ class ApiProcess:
         answer.raise_for_status()
         return answer.json()
 
+    def schedule(self) -> dict[str, Any]:
+        """Plan the open tickets onto the crews now (what the re-plan loop does by itself)."""
+        answer = httpx.post(f"{self.url}/api/v1/schedule", headers=self._headers(), timeout=120)
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+
     def show_outcome(self, say: Callable[[str], None]) -> None:
         alerts = self.get("/api/v1/alerts", limit=1000)
+        plan = self.schedule() if alerts else None
         tickets = self.get("/api/v1/tickets", limit=1000)
         kinds = Counter(alert["kind"] for alert in alerts)
         say(f"\nticket service: {len(alerts)} alerts "
             f"({', '.join(f'{n} {kind}' for kind, n in kinds.most_common()) or 'none'}), "
             f"{len(tickets)} tickets")
+        crews = {crew["id"]: crew["name"] for crew in self.crews}
         for ticket in tickets[:8]:
+            crew = crews.get(ticket.get("crew_id"), "")
             say(f"  #{ticket['id']:<4} {ticket['priority']:<7} {ticket['status']:<10} "
-                f"due {ticket.get('due_at', '')[:16]}  {ticket['title']}")
+                f"due {(ticket.get('due_at') or '')[:16]}  {crew:<24} {ticket['title']}")
+        if plan is not None:
+            say(f"route plan ({plan['solver']}): {len(plan['assignments'])} tickets on "
+                f"{len(crews)} crews, {plan['total_travel_km']:.0f} km, "
+                f"{plan['breaches']} predicted SLA breaches, "
+                f"{len(plan['unassigned']) + len(plan['skipped'])} left over")
         say(f"""
-look at the tickets: {self.url}/docs (sign in as {DISPATCHER[0]} / {DISPATCHER[1]}), or
+look at the tickets: {self.url}/docs (sign in as {DISPATCHER[0]} / {DISPATCHER[1]});
+the crews' phone page: {self.url}/crew (sign in as {CREW_MEMBER[0]} / {CREW_MEMBER[1]}, of
+{self.crews[0]["name"]}); or
   curl -s -d username={DISPATCHER[0]} -d password={DISPATCHER[1]} {self.url}/api/v1/auth/token""")
 
     def stop(self) -> None:
