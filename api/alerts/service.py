@@ -67,8 +67,15 @@ def intake(
     rules: Mapping[AlertKind, TicketRule],
     settings: ApiSettings,
 ) -> IntakeResult:
-    """Store ``alert`` under its key and keep its ticket in step; a repeat is a no-op."""
-    record = db_session.scalar(select(AlertRecord).where(AlertRecord.key == alert.key))
+    """Store ``alert`` under its key and keep its ticket in step; a repeat is a no-op.
+
+    The analysis re-sends unchanged alerts often, so the stored alert and its ticket come
+    back in one query and a repeat touches nothing else.
+    """
+    stored = db_session.execute(
+        select(AlertRecord, Ticket).outerjoin(Ticket, Ticket.alert_key == AlertRecord.key)
+        .where(AlertRecord.key == alert.key)).first()
+    record, stored_ticket = (stored[0], stored[1]) if stored is not None else (None, None)
     columns = _columns(alert)
     created = record is None
     reraised = False
@@ -82,8 +89,7 @@ def intake(
         changes = _differs(record, columns)
         if not changes:
             return IntakeResult(alert=record, created=False, changed=False,
-                                ticket=tickets.get_by_alert_key(db_session=db_session,
-                                                                alert_key=alert.key))
+                                ticket=stored_ticket)
         reraised = (record.status is AlertStatus.RESOLVED
                     and alert.status is AlertStatus.OPEN)
         if reraised:

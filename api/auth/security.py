@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -65,14 +66,23 @@ def password_needs_rehash(password_hash: str) -> bool:
 
 
 def issue_access_token(*, username: str, secret: str, minutes: int) -> str:
-    """A JWT naming the user; the role is re-read from the database on every request."""
+    """A JWT naming the user; the role is re-read from the database (api.auth.cache keeps
+    it a few seconds). Each token is unique (``jti``), so a cache keyed on the token never
+    mixes two sign-ins up."""
     now = utcnow()
-    claims = {"sub": username, "iat": now, "exp": now + timedelta(minutes=minutes)}
+    claims = {"sub": username, "iat": now, "exp": now + timedelta(minutes=minutes),
+              "jti": secrets.token_urlsafe(12)}
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
-def read_access_token(token: str, *, secret: str) -> str:
-    """The username in a valid, unexpired token; :class:`Unauthorized` otherwise."""
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    username: str
+    expires_at: float  # POSIX seconds
+
+
+def read_access_claims(token: str, *, secret: str) -> AccessClaims:
+    """The username and expiry of a valid, unexpired token; :class:`Unauthorized` otherwise."""
     try:
         claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM],
                             options={"require": ["sub", "exp"]})
@@ -81,7 +91,12 @@ def read_access_token(token: str, *, secret: str) -> str:
     subject = claims["sub"]
     if not isinstance(subject, str):
         raise Unauthorized("invalid token: bad subject")
-    return subject
+    return AccessClaims(username=subject, expires_at=float(claims["exp"]))
+
+
+def read_access_token(token: str, *, secret: str) -> str:
+    """The username in a valid, unexpired token; :class:`Unauthorized` otherwise."""
+    return read_access_claims(token, secret=secret).username
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +122,21 @@ def api_key_prefix(token: str) -> str | None:
         return None
     prefix, sep, _ = token[len(TOKEN_MARK):].partition("_")
     return prefix if sep and len(prefix) == _PREFIX_CHARS else None
+
+
+_SECRET_PART = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+
+
+def api_key_parts(token: str) -> NewApiKey | None:
+    """An API key given from outside (``rw_<10 hex>_<32+ url-safe characters>``) split into
+    what is stored, or ``None`` if it is not shaped like one."""
+    prefix = api_key_prefix(token)
+    if prefix is None or not all(c in "0123456789abcdef" for c in prefix):
+        return None
+    secret = token[len(TOKEN_MARK) + len(prefix) + 1:]
+    if not _SECRET_PART.match(secret):
+        return None
+    return NewApiKey(token=token, prefix=prefix, sha256=api_key_sha256(token))
 
 
 def api_key_matches(token: str, stored_sha256: str) -> bool:

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from api.audit import service as audit
+from api.auth.cache import invalidate_all
 from api.auth.models import Role, ServiceKind, ServiceToken, User
 from api.auth.schemas import UserCreate, UserUpdate
 from api.auth.security import (
     Principal,
     api_key_matches,
+    api_key_parts,
     api_key_prefix,
     hash_password,
     new_api_key,
     password_needs_rehash,
-    read_access_token,
+    read_access_claims,
     verify_password,
 )
 from api.crews.models import Crew
@@ -106,6 +112,7 @@ def update(*, db_session: Session, user: User, user_in: UserUpdate, actor: Princ
     audit.record(db_session=db_session, actor=actor, action="user.update", entity_type="user",
                  entity_id=user.username, changes=changes)
     db_session.commit()
+    invalidate_all()
     return user
 
 
@@ -128,6 +135,54 @@ def create_service_token(
     return row, key.token
 
 
+class TokenOutcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+def ensure_service_token(*, db_session: Session, name: str, kind: ServiceKind, token: str,
+                         actor: Principal) -> TokenOutcome:
+    """Make ``name`` accept exactly the API key ``token`` (idempotent).
+
+    For provisioning from a secret: a missing token is created with this key, an existing
+    one whose key, kind or revocation differs is brought in line (audited), and a repeat
+    changes nothing. :class:`Invalid` for a key not shaped like ``rw_<10 hex>_<32+ chars>``;
+    :class:`Conflict` when another token already uses its prefix.
+    """
+    key = api_key_parts(token)
+    if key is None:
+        raise Invalid("not an API key: expected rw_<10 hex characters>_<at least 32 "
+                      "URL-safe characters> (python -m api generate-token makes one)")
+    row = db_session.scalar(select(ServiceToken).where(ServiceToken.name == name))
+    holder = db_session.scalar(select(ServiceToken).where(ServiceToken.prefix == key.prefix))
+    if holder is not None and holder.name != name:
+        raise Conflict(f"service token {holder.name!r} already uses this key's prefix")
+    if row is None:
+        db_session.add(ServiceToken(name=name, kind=kind, prefix=key.prefix,
+                                    token_sha256=key.sha256))
+        audit.record(db_session=db_session, actor=actor, action="token.create",
+                     entity_type="service_token", entity_id=name,
+                     changes={"kind": kind.value, "provisioned": True})
+        db_session.commit()
+        return TokenOutcome.CREATED
+    changes: dict[str, object] = {}
+    if row.kind is not kind:
+        changes["kind"] = kind.value
+    if row.token_sha256 != key.sha256:
+        changes["key"] = "replaced"
+    if not row.active:
+        changes["active"] = True
+    if not changes:
+        return TokenOutcome.UNCHANGED
+    row.kind, row.prefix, row.token_sha256, row.active = kind, key.prefix, key.sha256, True
+    audit.record(db_session=db_session, actor=actor, action="token.update",
+                 entity_type="service_token", entity_id=name, changes=changes)
+    db_session.commit()
+    invalidate_all()
+    return TokenOutcome.UPDATED
+
+
 def revoke_service_token(*, db_session: Session, name: str, actor: Principal) -> ServiceToken:
     row = db_session.scalar(select(ServiceToken).where(ServiceToken.name == name))
     if row is None:
@@ -136,23 +191,56 @@ def revoke_service_token(*, db_session: Session, name: str, actor: Principal) ->
     audit.record(db_session=db_session, actor=actor, action="token.revoke",
                  entity_type="service_token", entity_id=name)
     db_session.commit()
+    invalidate_all()
     return row
 
 
-def principal_for_bearer(*, db_session: Session, token: str, jwt_secret: str) -> Principal:
-    """Resolve ``Authorization: Bearer <token>``: an API key or a login JWT."""
+@dataclass(frozen=True, slots=True)
+class ResolvedBearer:
+    """A bearer token's caller and how long the token itself stays valid (None: no expiry)."""
+
+    principal: Principal
+    expires_in_s: float | None
+
+
+# Prebuilt statements: the bearer look-up runs on most requests, so it reads only the
+# columns it needs (no ORM objects) and skips re-building the statement each time.
+_TOKEN_BY_PREFIX = select(
+    ServiceToken.id, ServiceToken.name, ServiceToken.kind, ServiceToken.active,
+    ServiceToken.token_sha256, ServiceToken.last_used_at,
+).where(ServiceToken.prefix == bindparam("prefix"))
+_USER_BY_NAME = select(User.id, User.role, User.crew_id, User.active).where(
+    User.username == bindparam("username"))
+_TOKEN_USED = sql_update(ServiceToken).where(ServiceToken.id == bindparam("token_id")).values(
+    last_used_at=bindparam("used_at")).execution_options(synchronize_session=False)
+
+
+def resolve_bearer(*, db_session: Session, token: str, jwt_secret: str) -> ResolvedBearer:
+    """Resolve ``Authorization: Bearer <token>``: an API key or a login JWT.
+
+    Raises :class:`Unauthorized` for an unknown, revoked or expired token, or a user who is
+    unknown or disabled.
+    """
     prefix = api_key_prefix(token)
     if prefix is not None:
-        row = db_session.scalar(select(ServiceToken).where(ServiceToken.prefix == prefix))
+        row = db_session.execute(_TOKEN_BY_PREFIX, {"prefix": prefix}).first()
         if row is None or not row.active or not api_key_matches(token, row.token_sha256):
             raise Unauthorized("invalid or revoked API key")
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-            row.last_used_at = now  # not on every request: a write per call costs
+            # not on every request: a write per call costs
+            db_session.execute(_TOKEN_USED, {"token_id": row.id, "used_at": now})
             db_session.commit()
-        return Principal(name=row.name, service=row.kind)
-    username = read_access_token(token, secret=jwt_secret)
-    user = get_by_username(db_session=db_session, username=username)
+        return ResolvedBearer(Principal(name=row.name, service=row.kind), None)
+    claims = read_access_claims(token, secret=jwt_secret)
+    user = db_session.execute(_USER_BY_NAME, {"username": claims.username}).first()
     if user is None or not user.active:
         raise Unauthorized("user unknown or disabled")
-    return principal_of(user)
+    principal = Principal(name=claims.username, role=user.role, user_id=user.id,
+                          crew_id=user.crew_id)
+    return ResolvedBearer(principal, claims.expires_at - time.time())
+
+
+def principal_for_bearer(*, db_session: Session, token: str, jwt_secret: str) -> Principal:
+    """Resolve ``Authorization: Bearer <token>``: an API key or a login JWT."""
+    return resolve_bearer(db_session=db_session, token=token, jwt_secret=jwt_secret).principal

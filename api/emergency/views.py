@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.deps import AnyUser, Dispatcher, SessionDep
+from api.deps import AnyUser, Dispatcher, Offset, RowId, SessionDep
 from api.emergency import service
 from api.emergency.machine import ActivationStatus
 from api.emergency.plans import PlanDefinition, default_plan
@@ -48,14 +48,14 @@ def list_activations(db_session: SessionDep, _principal: AnyUser,
                      live: bool = Query(default=False,
                                         description="only active or standing down"),
                      limit: int = Query(default=100, ge=1, le=1000),
-                     offset: int = Query(default=0, ge=0)) -> list[ActivationSummary]:
+                     offset: Offset = 0) -> list[ActivationSummary]:
     rows = service.get_all(db_session=db_session, status=status, live_only=live, limit=limit,
                            offset=offset)
     return [ActivationSummary.model_validate(row) for row in rows]
 
 
 @router.get("/activations/{activation_id}", response_model=ActivationRead)
-def read_activation(activation_id: int, db_session: SessionDep,
+def read_activation(activation_id: RowId, db_session: SessionDep,
                     _principal: AnyUser) -> ActivationRead:
     """One activation with its tasks and the duty officer's log."""
     return ActivationRead.model_validate(
@@ -63,7 +63,7 @@ def read_activation(activation_id: int, db_session: SessionDep,
 
 
 @router.post("/activations/{activation_id}/close", response_model=ActivationRead)
-def close_activation(activation_id: int, body: CloseActivation, db_session: SessionDep,
+def close_activation(activation_id: RowId, body: CloseActivation, db_session: SessionDep,
                      principal: Dispatcher) -> ActivationRead:
     """Close (after the alert cleared, or with ``force``); unfinished tasks are stood down."""
     activation = service.close(db_session=db_session, activation_id=activation_id,
@@ -72,7 +72,7 @@ def close_activation(activation_id: int, body: CloseActivation, db_session: Sess
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskRead)
-def update_task(task_id: int, body: TaskUpdate, db_session: SessionDep,
+def update_task(task_id: RowId, body: TaskUpdate, db_session: SessionDep,
                 principal: Dispatcher) -> TaskRead:
     """Move a task along, assign it or add a note."""
     task = service.update_task(db_session=db_session, task_id=task_id, update=body,

@@ -9,7 +9,16 @@ from pydantic import BaseModel
 
 from api.audit import service as audit
 from api.audit.schemas import AuditRead
-from api.deps import MAX_ROW_ID, AnyUser, ApiSettingsDep, Dispatcher, Offset, RowId, SessionDep
+from api.deps import (
+    MAX_ROW_ID,
+    AnyUser,
+    ApiSettingsDep,
+    Dispatcher,
+    Offset,
+    ReadSessionDep,
+    RowId,
+    SessionDep,
+)
 from api.tickets import service, verification
 from api.tickets.models import Priority, TicketStatus
 from api.tickets.schemas import TicketCreate, TicketRead, TicketTransition, TicketUpdate
@@ -19,7 +28,7 @@ router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
 @router.get("", response_model=list[TicketRead])
 def list_tickets(
-    db_session: SessionDep,
+    db_session: ReadSessionDep,
     viewer: AnyUser,
     ticket_status: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
     crew_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
@@ -29,10 +38,10 @@ def list_tickets(
     offset: Offset = 0,
 ) -> list[TicketRead]:
     """Soonest due first; ``status`` may repeat. A crew member sees only their crew's."""
-    rows = service.get_all(db_session=db_session, viewer=viewer, statuses=ticket_status or (),
-                           crew_id=crew_id, village_id=village_id, priority=priority,
-                           limit=limit, offset=offset)
-    return [service.to_read(row) for row in rows]
+    return service.get_all(db_session=db_session, viewer=viewer,
+                           statuses=ticket_status or (), crew_id=crew_id,
+                           village_id=village_id, priority=priority, limit=limit,
+                           offset=offset)
 
 
 @router.post("", response_model=TicketRead, status_code=status.HTTP_201_CREATED)

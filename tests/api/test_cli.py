@@ -1,19 +1,31 @@
-"""The admin CLI: migrate, the first admin, a service token, the register import."""
+"""The admin CLI: migrate, the first admin, service tokens (created, or provisioned from a
+secret), the register import, and the periodic jobs (verification, notifications)."""
 
 from __future__ import annotations
 
 import io
+import json
+import threading
 from pathlib import Path
 
 import pytest
+import yaml
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from api.cli import main
+from api.audit.models import AuditEntry
+from api.auth.security import api_key_parts, new_api_key
+from api.cli import main, run_periodically
 from api.main import create_app
+from api.notify import service as notify
+from common.influx import InfluxUnavailable
 from common.settings import ApiSettings, Settings
 from tests.api.conftest import JWT_SECRET
 from tests.api.helpers import small_county
+from tests.api.notify.recorder import RecordingServer
 
 
 def test_first_admin_token_and_register_from_the_command_line(
@@ -43,3 +55,97 @@ def test_first_admin_token_and_register_from_the_command_line(
                               headers={"Authorization": f"Bearer {api_key}"})
         assert [v["id"] for v in villages.json()] == ["v001", "v002", "v003"]
     app.state.engine.dispose()
+
+
+@pytest.fixture
+def cli_database(database_url: str, db_session: Session,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session database (SQLite or PostgreSQL), emptied, as the CLI's database."""
+    monkeypatch.setenv("RURALWATER_API__DATABASE_URL", database_url)
+    monkeypatch.setenv("RURALWATER_INFLUX__URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("RURALWATER_INFLUX__TIMEOUT_S", "1")
+    monkeypatch.setattr("api.cli.get_settings", lambda: Settings())
+    return database_url
+
+
+def _key_works(app: FastAPI, key: str) -> int:
+    with TestClient(app) as client:
+        return client.get("/api/v1/alerts",
+                          headers={"Authorization": f"Bearer {key}"}).status_code
+
+
+def test_ensure_token_provisions_a_key_from_the_environment_idempotently(
+        cli_database: str, app: FastAPI, db_session: Session,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate-token"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert api_key_parts(key) is not None
+    monkeypatch.setenv("ANALYSIS_KEY", key)
+    command = ["ensure-token", "analysis", "--kind", "analysis", "--from-env", "ANALYSIS_KEY"]
+    assert main(command) == 0
+    assert main(command) == 0
+    assert capsys.readouterr().out.split()[-1] == "unchanged"
+    assert _key_works(app, key) == 200
+    rotated = new_api_key().token
+    monkeypatch.setenv("ANALYSIS_KEY", rotated)
+    assert main(command) == 0
+    assert capsys.readouterr().out.strip().endswith("updated")
+    assert _key_works(app, rotated) == 200
+    assert _key_works(app, key) == 401
+    actions = [e.action for e in db_session.scalars(
+        select(AuditEntry).where(AuditEntry.entity_type == "service_token")
+        .order_by(AuditEntry.id))]
+    assert actions == ["token.create", "token.update"]
+
+
+def test_ensure_token_refuses_a_malformed_or_missing_key(
+        cli_database: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ANALYSIS_KEY", "rw_notakey")
+    command = ["ensure-token", "analysis", "--kind", "analysis", "--from-env", "ANALYSIS_KEY"]
+    assert main(command) == 1
+    assert "not an API key" in capsys.readouterr().err
+    monkeypatch.delenv("ANALYSIS_KEY")
+    assert main(command) == 2
+    assert "ANALYSIS_KEY" in capsys.readouterr().err
+
+
+def test_verify_every_runs_passes_until_told_to_stop(
+        cli_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # no resolved tickets: each pass is quick; InfluxDB is not even asked
+    assert main(["verify", "--every", "0.01", "--passes", "3"]) == 0
+    assert main(["verify"]) == 0
+
+
+def test_a_failing_pass_is_logged_and_the_loop_goes_on() -> None:
+    calls: list[int] = []
+
+    def flaky() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise InfluxUnavailable("InfluxDB at http://127.0.0.1:9: refused")
+
+    stop = threading.Event()
+    assert run_periodically(flaky, every_s=0.01, passes=3, stop=stop) == 3
+    assert calls == [0, 1, 2]
+    stop.set()
+    assert run_periodically(flaky, every_s=0.01, passes=None, stop=stop) == 0
+
+
+def test_notify_sends_due_notices_as_its_own_process(
+        cli_database: str, db_session: Session, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server = RecordingServer().start()
+    try:
+        config = tmp_path / "notify.yaml"
+        config.write_text(yaml.safe_dump({
+            "channels": {"ops": {"type": "webhook", "url": server.url}},
+            "routes": {"dispatcher": ["ops"]}}))
+        monkeypatch.setenv("RURALWATER_API__NOTIFY_CONFIG_FILE", str(config))
+        notify.raise_notice(db_session=db_session, subject="ticket:1", title="leak at v001",
+                            text="night flow 2.5 m3/h", policy="emergency")
+        assert main(["notify", "--every", "0.01", "--passes", "2"]) == 0
+        assert len(server.requests) == 1  # sent once; the second pass finds nothing due
+        assert "leak at v001" in json.dumps(server.requests[0].json())
+    finally:
+        server.stop()
