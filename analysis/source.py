@@ -212,9 +212,29 @@ def concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]
     if not frames:
         return empty_frame()
-    joined = pd.concat([f.astype({"device": str, "kind": str, "field": str})
-                        if len(frames) > 1 else f for f in frames], ignore_index=True)
+    if len(frames) > 1:
+        frames = _shared_categories(frames)
+    joined = pd.concat(frames, ignore_index=True)
     return _categorised(joined).sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _shared_categories(frames: Sequence[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The frames with device, kind and field categorical over the same categories.
+
+    ``pd.concat`` keeps a categorical column only when every frame has the same categories;
+    recoding each frame's codes to the union is cheap, where a round trip through strings
+    costs seconds on a county's history.
+    """
+    out = [frame.copy(deep=False) for frame in frames]
+    for name in ("device", "kind", "field"):
+        columns = [frame[name] if isinstance(frame[name].dtype, pd.CategoricalDtype)
+                   else frame[name].astype(str).astype("category") for frame in out]
+        categories = pd.Index(np.concatenate(
+            [column.cat.categories.to_numpy(dtype=object) for column in columns])).unique()
+        dtype = pd.CategoricalDtype(categories)
+        for frame, column in zip(out, columns, strict=True):
+            frame[name] = column.astype(dtype)
+    return out
 
 
 def _hour_floor(moment: pd.Timestamp) -> pd.Timestamp:
@@ -299,14 +319,19 @@ class InfluxSource:
 
 
 def coarsen(frame: pd.DataFrame, before: pd.Timestamp,
-            aggregates: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+            aggregates: Mapping[str, Mapping[str, str]],
+            since: pd.Timestamp | None = None) -> pd.DataFrame:
     """Rows of ``aggregates``' measurements older than ``before`` as hourly aggregates.
 
     Mirrors the plan's history queries, so a cached frame that has aged looks like one read
     fresh: per device, field and UTC hour the ``mean`` or ``max``, stamped at the half hour;
     fields without an aggregate (flags) are dropped there. Other rows pass unchanged.
+    ``since``: rows before it are hourly already (an earlier pass coarsened them) and are
+    left alone; coarsening them again would change nothing but cost time.
     """
     old = (frame["time"] < before) & frame["kind"].isin(list(aggregates)).to_numpy()
+    if since is not None:
+        old &= frame["time"] >= since
     if not old.any():
         return frame
     aged = frame[old]
@@ -346,6 +371,8 @@ class ReadingCache:
         self._frame: pd.DataFrame | None = None
         self._loaded_at: pd.Timestamp | None = None
         self._read_until: pd.Timestamp | None = None
+        #: cached rows before this are hourly aggregates already (see :func:`coarsen`)
+        self._coarse_before: pd.Timestamp | None = None
         #: what the last refresh did: "full" or "incremental"
         self.last_refresh = ""
 
@@ -357,6 +384,7 @@ class ReadingCache:
         """The long readings in ``[end - lookback, end)``, reading InfluxDB as needed."""
         stop = require_aware(end, "end")
         start = _hour_floor(stop - self.lookback)
+        detail_start = max(start, self.source.detail_start(stop.to_pydatetime()))
         if (self._frame is None or self._loaded_at is None or self._read_until is None
                 or stop - self._loaded_at >= self.reload or stop < self._read_until):
             frame = self.source.read(start.to_pydatetime(), stop.to_pydatetime())
@@ -366,12 +394,12 @@ class ReadingCache:
             since = max(start, _hour_floor(self._read_until - self.reread))
             fresh = self.source.read(since.to_pydatetime(), stop.to_pydatetime())
             kept = self._frame[(self._frame["time"] >= start) & (self._frame["time"] < since)]
-            frame = coarsen(concat([kept, fresh]),
-                            max(start, self.source.detail_start(stop.to_pydatetime())),
-                            self._aggregates)
+            frame = coarsen(concat([kept, fresh]), detail_start, self._aggregates,
+                            since=self._coarse_before)
             self.last_refresh = "incremental"
         self._frame = frame
         self._read_until = stop
+        self._coarse_before = detail_start
         log.info("readings: %s refresh, %d rows in memory", self.last_refresh, len(frame))
         return frame
 
