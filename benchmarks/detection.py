@@ -10,8 +10,12 @@ turbidity event, a meter offline, a low battery, a valve closed at zero balance,
 pump fault), step the simulator and record the readings directly from its device states in
 the long format (time, device, kind, field, value; the wire cadence and losses, no broker or
 database), then replay detection as a worker would: ``analysis.pipeline.analyse`` every
-``--every`` hours on the last ``--lookback-days`` of readings. A clean run (no incidents)
-of every seed's county is replayed too, for false alarms.
+``--every`` hours (05:00, 13:00, 21:00 local at the default 8) on the last
+``--lookback-days`` of readings, plus the passes a worker running every few minutes would
+have made and that grid lacks: hourly through incidents shorter than 12 h, and one at the
+first reading below the chlorine limit (``extra_passes``). Passes are independent, so
+``--jobs`` processes share them. The first ``--clean-seeds`` counties are also replayed
+without incidents, for false alarms. Time to detect includes the pass spacing.
 
 Scored per incident label against the ground truth (the incidents' measured ``effect``):
 detection rate, time to detect (from the effect's ``started_at``; from the first reading
@@ -36,6 +40,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import statistics
 import sys
 import time
@@ -575,6 +580,30 @@ def replay(readings: pd.DataFrame, detector: Detector, passes: Sequence[datetime
     return Replay(tracker.episodes, list(passes), [seconds for _, seconds in results])
 
 
+#: incidents shorter than this get hourly passes while they last (see extra_passes)
+SHORT_INCIDENT = timedelta(hours=12)
+
+
+def extra_passes(truths: Sequence[Truth], end: datetime) -> list[datetime]:
+    """Passes a worker running every few minutes would have made and the coarse grid lacks.
+
+    One at the first reading below the chlorine limit (only that pass can tell whether the
+    breach was flagged at once), and hourly through every incident shorter than
+    SHORT_INCIDENT and two hours after it (a 4-hour turbidity event can fall between two
+    passes of an 8-hour grid). Every pass sees only readings up to its own time.
+    """
+    moments = [t.breach_reading_at for t in truths if t.breach_reading_at is not None]
+    for truth in truths:
+        if truth.kind == "natural_valve_closed" or truth.end is None \
+                or truth.end - truth.start > SHORT_INCIDENT:
+            continue
+        moment = truth.start + timedelta(hours=1)
+        while moment <= min(truth.end + timedelta(hours=2), end):
+            moments.append(moment)
+            moment += timedelta(hours=1)
+    return moments
+
+
 def pass_times(start: datetime, end: datetime, every: timedelta,
                first_after: timedelta) -> list[datetime]:
     moments, now = [], start + first_after
@@ -913,8 +942,13 @@ def table(detector: SystemScore | None, baseline: SystemScore) -> str:
 def false_alarm_lines(score: SystemScore) -> str:
     kinds = Counter(e.kind for e in score.false_alarms)
     detail = ", ".join(f"{k} {n}" for k, n in kinds.most_common()) or "none"
+    villages = Counter(next((i.removeprefix("dma-") for i in sorted(e.ids)
+                             if re.fullmatch(r"(dma-)?v\d{3}", i)), "?")
+                       for e in score.false_alarms)
+    where = ", ".join(f"{v} {n}" for v, n in villages.most_common(4))
     return (f"{score.name}: {len(score.false_alarms)} in {score.dma_days:.0f} DMA-days = "
-            f"{score.per_100_dma_days():.2f} per 100 DMA-days ({detail})")
+            f"{score.per_100_dma_days():.2f} per 100 DMA-days ({detail}"
+            + (f"; most in villages {where}" if where else "") + ")")
 
 
 # ---------------------------------------------------------------------------- main
@@ -949,10 +983,7 @@ def run_seed(seed: int, config: Config, templates: Sequence[IncidentTemplate],
         truths = truths_of(run)
         passes = pass_times(run.start, run.end, timedelta(hours=config.every_h),
                             timedelta(hours=config.first_pass_h))
-        # A worker running at the quality cadence would pass right after the first reading
-        # below the chlorine limit; only that pass can tell whether it was flagged at once.
-        passes = sorted(set(passes) | {t.breach_reading_at for t in truths
-                                       if t.breach_reading_at is not None})
+        passes = sorted(set(passes) | set(extra_passes(truths, run.end)))
         lookback = timedelta(days=config.lookback_days)
         baseline = NightFlowBaseline(run.county, run.readings, config.baseline_threshold)
         score_run(baseline_score, replay(run.readings, baseline, passes, lookback), truths,
