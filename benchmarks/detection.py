@@ -1,7 +1,7 @@
 """Detection scoring: the simulator's scripted incidents against the analysis, and a baseline.
 
-Run: ``.venv/bin/python benchmarks/detection.py [--seeds 3] [--villages 12] [--households 80]
-[--days 21] [--every 3] [--scenario FILE] [--json out.json]``.
+Run: ``.venv/bin/python benchmarks/detection.py [--seeds 3] [--villages 12] [--households 30]
+[--days 19] [--every 8] [--clean-seeds 1] [--jobs N] [--scenario FILE] [--json out.json]``.
 
 For every seed: build the county, place the graded incidents of ``--scenario`` on it
 (``detection_scenarios/graded.yaml``: leaks of 3, 5, 10 and 20% of a DMA's mean inflow,
