@@ -11,9 +11,12 @@
                                         register the API key in $VAR under NAME (idempotent)
     python -m api import-register var/simulator/register.json
     python -m api verify [--every S]    verify resolved tickets from telemetry (now, or every S s)
+    python -m api background            reminders, re-planning and verification in one
+                                        process (beside API workers with the loops off)
     python -m api notify                the notification reminder loop as its own process
 
-``notify`` and ``verify --every`` run until SIGTERM or SIGINT (``--passes N``: N passes).
+``background``, ``notify`` and ``verify --every`` run until SIGTERM or SIGINT
+(``--passes N``: N passes).
 """
 
 from __future__ import annotations
@@ -24,18 +27,13 @@ import getpass
 import json
 import logging
 import os
-import signal
 import socket
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 import uvicorn
 from pydantic import SecretStr, ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -45,13 +43,15 @@ from api.auth import service as auth
 from api.auth.models import Role, ServiceKind
 from api.auth.schemas import UserCreate
 from api.auth.security import SYSTEM, new_api_key
+from api.background import run_background
 from api.db import make_engine, session_factory
 from api.errors import DomainError
 from api.notify.config import NotifyConfig, load_notify_config
 from api.notify.scheduled import deliver_due_once
 from api.notify.sender import WebhookSender, make_client
+from api.periodic import run_periodically, stop_on_signals
 from api.tickets import verification
-from common.influx import InfluxClient, InfluxError
+from common.influx import InfluxClient
 from common.register import County
 from common.settings import Settings, get_settings
 
@@ -119,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="repeat every SECONDS until stopped (default: one pass)")
     verify.add_argument("--passes", type=_positive_int, metavar="N",
                         help="with --every: stop after N passes")
+    commands.add_parser("background", help="run the reminder loop, the re-plan loop and "
+                        "periodic verification in this process (docs/api.md)")
     notify = commands.add_parser("notify", help="send due notifications and reminders")
     notify.add_argument("--every", type=_positive_seconds, metavar="SECONDS",
                         help="seconds between passes (default: RURALWATER_API__NOTIFY_"
@@ -169,43 +171,6 @@ def _create_user(settings: Settings, username: str, role: Role, crew_id: int | N
     return 0
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM or SIGINT while the block runs (handlers restored after)."""
-    stop = threading.Event()
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the current pass", signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def run_periodically(one_pass: Callable[[], None], *, every_s: float, passes: int | None,
-                     stop: threading.Event) -> int:
-    """Call ``one_pass`` every ``every_s`` seconds until ``stop`` is set (or ``passes`` ran).
-
-    A pass that fails on the database or InfluxDB is logged and the next one tries again.
-    Returns the number of passes made.
-    """
-    done = 0
-    while not stop.is_set():
-        try:
-            one_pass()
-        except (SQLAlchemyError, InfluxError) as exc:
-            log.error("pass failed, retrying in %.0f s: %s", every_s, exc)
-        done += 1
-        if passes is not None and done >= passes:
-            break
-        stop.wait(every_s)
-    return done
-
-
 def _verify(settings: Settings, every_s: float | None, passes: int | None) -> int:
     engine = make_engine(settings.api.database_url)
     factory = session_factory(engine)
@@ -222,7 +187,7 @@ def _verify(settings: Settings, every_s: float | None, passes: int | None) -> in
             if every_s is None:
                 one_pass()
                 return 0
-            with _stop_on_signals() as stop:
+            with stop_on_signals() as stop:
                 run_periodically(one_pass, every_s=every_s, passes=passes, stop=stop)
         finally:
             engine.dispose()
@@ -245,7 +210,7 @@ def _notify(settings: Settings, every_s: float | None, passes: int | None) -> in
                 log.info("sent %d notification copies", sent)
 
         try:
-            with _stop_on_signals() as stop:
+            with stop_on_signals() as stop:
                 run_periodically(one_pass, every_s=interval, passes=passes, stop=stop)
         finally:
             engine.dispose()
@@ -301,6 +266,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _ensure_token(settings, args.name, ServiceKind(args.kind), args.from_env)
     if command == "notify":
         return _notify(settings, args.every, args.passes)
+    if command == "background":
+        with stop_on_signals() as stop:
+            run_background(settings, stop)
+        return 0
     if command == "import-register":
         county = County.read(args.path)
         with _session(settings) as db_session:

@@ -137,6 +137,16 @@ class ApiSettings(BaseModel):
     verify_baseline_nights: int = Field(default=7, ge=1)
     # A device ticket is verified when readings (or an open valve) arrive within this, hours.
     verify_device_window_h: float = Field(default=24.0, gt=0)
+    # Leak surveys (chronic losses): complete local days of the DMA's daily KPIs after the
+    # repair whose real losses (NRW less apparent losses) must be under the grade.
+    verify_survey_days: int = Field(default=7, ge=1)
+    verify_loss_grade_share: float = Field(default=0.12, gt=0, lt=1)  # CJJ 92-2016
+    verify_apparent_loss_share: float = Field(default=0.02, ge=0, lt=1)  # of consumption
+    # `python -m api background`: telemetry verification every this many seconds.
+    verify_interval_s: float = Field(default=3600.0, gt=0)
+    # A problem back within this many days of its ticket's verification reopens that
+    # ticket (the repair did not hold); later, it opens a new one.
+    reopen_within_days: float = Field(default=30.0, ge=0)
     utc_offset_hours: float = 8.0
     # Crew scheduling (api/scheduling): OR-Tools search per (re-)plan, s.
     planning_time_limit_s: float = Field(default=5.0, gt=0)

@@ -3,11 +3,13 @@ ticket in step, list, acknowledge."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.alerts.models import AlertRecord
@@ -20,6 +22,8 @@ from api.tickets.models import Ticket
 from api.tickets.rules import TicketRule
 from common.alerts import Alert, AlertKind, AlertStatus, Severity
 from common.settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +71,28 @@ def intake(
     rules: Mapping[AlertKind, TicketRule],
     settings: ApiSettings,
 ) -> IntakeResult:
-    """Store ``alert`` under its key and keep its ticket in step; a repeat is a no-op.
+    """Store ``alert`` under its key and keep its problem's ticket in step; a repeat is a
+    no-op.
 
     The analysis re-sends unchanged alerts often, so the stored alert and its ticket come
-    back in one query and a repeat touches nothing else.
+    back in one query and a repeat touches nothing else. Two alerts of one problem arriving
+    at once (two workers) may both try to open its ticket; the loser's transaction fails on
+    the one-current-ticket-per-problem index and is replayed once, joining the winner's.
     """
+    try:
+        return _intake_once(db_session, alert, actor, rules, settings)
+    except IntegrityError:
+        db_session.rollback()
+        log.info("alert %s raced another for its problem's ticket: replaying", alert.key)
+        return _intake_once(db_session, alert, actor, rules, settings)
+
+
+def _intake_once(db_session: Session, alert: Alert, actor: Principal,
+                 rules: Mapping[AlertKind, TicketRule], settings: ApiSettings) -> IntakeResult:
     stored = db_session.execute(
-        select(AlertRecord, Ticket).outerjoin(Ticket, Ticket.alert_key == AlertRecord.key)
+        select(AlertRecord, Ticket).outerjoin(Ticket, Ticket.id == AlertRecord.ticket_id)
         .where(AlertRecord.key == alert.key)).first()
-    record, stored_ticket = (stored[0], stored[1]) if stored is not None else (None, None)
+    record, linked = (stored[0], stored[1]) if stored is not None else (None, None)
     columns = _columns(alert)
     created = record is None
     reraised = False
@@ -88,8 +105,7 @@ def intake(
     else:
         changes = _differs(record, columns)
         if not changes:
-            return IntakeResult(alert=record, created=False, changed=False,
-                                ticket=stored_ticket)
+            return IntakeResult(alert=record, created=False, changed=False, ticket=linked)
         reraised = (record.status is AlertStatus.RESOLVED
                     and alert.status is AlertStatus.OPEN)
         if reraised:
@@ -101,12 +117,13 @@ def intake(
         record.received_at = utcnow()
         action = "alert.resolve" if "status" in changes and \
             alert.status is AlertStatus.RESOLVED else "alert.update"
-    db_session.flush()
     audit.record(db_session=db_session, actor=actor, action=action, entity_type="alert",
                  entity_id=alert.key, changes=changes)
-    ticket = tickets.sync_with_alert(db_session=db_session, alert=record,
-                                     rule=rules.get(alert.kind), actor=actor,
-                                     settings=settings, reraised=reraised)
+    ticket = tickets.sync_with_alert(db_session=db_session, alert=record, contract=alert,
+                                     rules=rules, actor=actor, settings=settings,
+                                     linked=linked, opening=created or reraised)
+    if ticket is not None and record.ticket_id != ticket.id:
+        record.ticket_id = ticket.id
     db_session.commit()
     return IntakeResult(alert=record, created=created, changed=True, ticket=ticket)
 

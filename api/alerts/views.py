@@ -13,7 +13,6 @@ from api.auth.models import Role, ServiceKind
 from api.auth.security import Principal
 from api.deps import ApiSettingsDep, Dispatcher, Offset, SessionDep, require_role
 from api.errors import Invalid
-from api.tickets import service as tickets
 from common.alerts import Alert, AlertKind, AlertStatus, Severity
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -26,11 +25,8 @@ Reader = Annotated[Principal, Depends(require_role(
 AlertKey = Annotated[str, Path(min_length=3, max_length=200, pattern=r"^[a-z_]+:[^\s]+$")]
 
 
-def _read(db_session: SessionDep, record: AlertRecord) -> AlertRead:
-    read = AlertRead.model_validate(record)
-    ticket = tickets.get_by_alert_key(db_session=db_session, alert_key=record.key)
-    read.ticket_id = ticket.id if ticket is not None else None
-    return read
+def _read(record: AlertRecord) -> AlertRead:
+    return AlertRead.model_validate(record)
 
 
 @router.put("/{key}", response_model=AlertRead,
@@ -39,8 +35,9 @@ def put_alert(key: AlertKey, alert: Alert, request: Request, response: Response,
               db_session: SessionDep, settings: ApiSettingsDep, sender: Sender) -> AlertRead:
     """Create or update the alert named ``key`` (idempotent: a repeat changes nothing).
 
-    A new open alert with a ticket rule opens a ticket; new evidence updates the same alert
-    and ticket; ``status = resolved`` is recorded; shortage alerts drive the emergency plans.
+    A new open alert with a ticket rule joins its problem's ticket (or opens one: one ticket
+    per problem, docs/api.md); new evidence updates the same alert; ``status = resolved`` is
+    recorded; shortage alerts drive the emergency plans.
     """
     if alert.key != key:
         raise Invalid(f"body key {alert.key!r} differs from the URL's {key!r}")
@@ -49,9 +46,7 @@ def put_alert(key: AlertKey, alert: Alert, request: Request, response: Response,
                            plans=request.app.state.emergency_plans.values(), settings=settings)
     if result.created:
         response.status_code = status.HTTP_201_CREATED
-    read = AlertRead.model_validate(result.alert)
-    read.ticket_id = result.ticket.id if result.ticket is not None else None
-    return read
+    return AlertRead.model_validate(result.alert)
 
 
 @router.get("", response_model=list[AlertRead])
@@ -71,12 +66,12 @@ def list_alerts(
     records = service.get_all(db_session=db_session, status=alert_status, kind=kind,
                               severity=severity, village=village, dma=dma,
                               acknowledged=acknowledged, limit=limit, offset=offset)
-    return [_read(db_session, record) for record in records]
+    return [_read(record) for record in records]
 
 
 @router.get("/{key}", response_model=AlertRead)
 def get_alert(key: AlertKey, db_session: SessionDep, _user: Reader) -> AlertRead:
-    return _read(db_session, service.get(db_session=db_session, key=key))
+    return _read(service.get(db_session=db_session, key=key))
 
 
 @router.post("/{key}/acknowledge", response_model=AlertRead)
@@ -84,5 +79,5 @@ def acknowledge_alert(key: AlertKey, body: Acknowledge, db_session: SessionDep,
                       actor: Dispatcher) -> AlertRead:
     """Mark the alert as seen (admins and dispatchers); repeating it changes nothing."""
     record = service.get(db_session=db_session, key=key)
-    return _read(db_session, service.acknowledge(db_session=db_session, record=record,
+    return _read(service.acknowledge(db_session=db_session, record=record,
                                                  actor=actor, note=body.note))

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base, UtcDateTime, utcnow
@@ -41,6 +41,7 @@ class TicketType(StrEnum):
     """What kind of job; decides how the fix is verified from telemetry."""
 
     LEAK = "leak"  # DMA night flow back to baseline for N nights
+    LEAK_SURVEY = "leak_survey"  # chronic losses: the DMA's real losses back under the grade
     VALVE = "valve"  # the meter's valve reports open
     OFFLINE_DEVICE = "offline_device"  # readings resume
     METER = "meter"  # battery, tamper, reverse flow: a meter visit
@@ -80,12 +81,29 @@ class TicketSource(StrEnum):
     MANUAL = "manual"  # a dispatcher's own
 
 
+#: A ticket is current (not closed) while ``closed_at`` is unset: open, scheduled, on the
+#: way, in progress, resolved (awaiting verification) or reopened.
+CURRENT_TICKET = text("closed_at IS NULL")
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (
+        # One current ticket per problem (tickets.problem_key); closed ones keep their key.
+        Index("uq_tickets_current_problem", "problem_key", unique=True,
+              sqlite_where=CURRENT_TICKET, postgresql_where=CURRENT_TICKET),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    #: The alert key for tickets made from alerts: one ticket per problem.
-    alert_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    #: The lead alert of a ticket made from alerts: the one that opened it, or the one that
+    #: made it what it is (a leak alert turning a leak survey into a leak repair).
+    alert_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: The problem the ticket is about (``leak:<dma>``, ``device:<id>``...: the ticket
+    #: rules derive it from each alert); every alert of the same problem joins this ticket.
+    #: None for tickets opened by hand.
+    problem_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: Every alert key that joined the ticket, in order of arrival.
+    alert_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
     source: Mapped[TicketSource] = mapped_column(_enum(TicketSource))
     type: Mapped[TicketType] = mapped_column(_enum(TicketType), index=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -116,3 +134,14 @@ class Ticket(Base):
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     #: The last telemetry verification: outcome, nights checked, figures.
     verification: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ChangeCounter(Base):
+    """A version stamp per table whose readers cache: a new random ``version`` is written in
+    the same transaction as every change of that table (api/tickets/changes.py), so a
+    process knows its cached answer is current by reading one row."""
+
+    __tablename__ = "change_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

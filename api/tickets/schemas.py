@@ -72,7 +72,11 @@ class TicketRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    alert_key: str | None
+    alert_key: str | None = Field(description="the lead alert: the one that opened the "
+                                  "ticket or made it what it is")
+    problem_key: str | None = Field(description="the problem (e.g. leak:<dma>): every alert "
+                                    "of it joins this ticket; null for tickets opened by hand")
+    alert_keys: list[str] = Field(description="every alert that joined, in order")
     source: TicketSource
     type: TicketType
     title: str

@@ -3,12 +3,12 @@ update, and the checked lifecycle move. Every write is audited in the same trans
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy.orm import Session
 
 from api.alerts.models import AlertRecord
@@ -19,6 +19,8 @@ from api.auth.security import Principal
 from api.crews.models import Crew
 from api.db import utcnow
 from api.errors import Forbidden, Invalid, InvalidTransition, NotFound
+from api.tickets import changes
+from api.tickets.cache import ListingCache
 from api.tickets.lifecycle import MOVES, allowed_targets
 from api.tickets.models import (
     ACTIVE_STATUSES,
@@ -28,9 +30,9 @@ from api.tickets.models import (
     TicketStatus,
 )
 from api.tickets.notices import ticket_changed
-from api.tickets.rules import TicketRule, adjusted_priority, due_at
+from api.tickets.rules import TicketRule, adjusted_priority, due_at, problem_key
 from api.tickets.schemas import TicketCreate, TicketRead, TicketTransition, TicketUpdate
-from common.alerts import AlertKind, AlertStatus
+from common.alerts import Alert, AlertKind, AlertStatus
 from common.settings import ApiSettings
 
 #: The moves open from each status (the lifecycle table does not change at run time).
@@ -49,11 +51,16 @@ def to_read(ticket: Ticket) -> TicketRead:
     return read
 
 
+def _crew_scope(viewer: Principal) -> ColumnElement[bool] | None:
+    """What a crew member may see: their crew's tickets (nothing without a crew)."""
+    if viewer.role is not Role.CREW_MEMBER:
+        return None
+    return Ticket.crew_id == viewer.crew_id if viewer.crew_id is not None else false()
+
+
 def _visible(query: Select[Ticket], viewer: Principal) -> Select[Ticket]:
-    """A crew member sees only their crew's tickets."""
-    if viewer.role is Role.CREW_MEMBER:
-        return query.where(Ticket.crew_id == viewer.crew_id)
-    return query
+    scope = _crew_scope(viewer)
+    return query if scope is None else query.where(scope)
 
 
 def get(*, db_session: Session, ticket_id: int, viewer: Principal) -> Ticket:
@@ -62,10 +69,6 @@ def get(*, db_session: Session, ticket_id: int, viewer: Principal) -> Ticket:
     if ticket is None:
         raise NotFound(f"no ticket {ticket_id}")
     return ticket
-
-
-def get_by_alert_key(*, db_session: Session, alert_key: str) -> Ticket | None:
-    return db_session.scalar(select(Ticket).where(Ticket.alert_key == alert_key))
 
 
 def get_all(
@@ -87,8 +90,9 @@ def get_all(
     and validating them one by one.
     """
     query = select(*_READ_COLUMNS)
-    if viewer.role is Role.CREW_MEMBER:
-        query = query.where(Ticket.crew_id == viewer.crew_id)
+    scope = _crew_scope(viewer)
+    if scope is not None:
+        query = query.where(scope)
     if statuses:
         query = query.where(Ticket.status.in_(list(statuses)))
     if crew_id is not None:
@@ -101,6 +105,37 @@ def get_all(
     rows = db_session.execute(query).mappings().all()
     return _TICKET_PAGE.validate_python(
         [{**row, "allowed_next": _ALLOWED_NEXT[row["status"]]} for row in rows])
+
+
+def get_page_json(
+    *,
+    db_session: Session,
+    cache: ListingCache,
+    viewer: Principal,
+    statuses: Sequence[TicketStatus] = (),
+    crew_id: int | None = None,
+    village_id: str | None = None,
+    priority: Priority | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> bytes:
+    """:func:`get_all` as the JSON the API answers, from ``cache`` while no ticket changed.
+
+    The ticket table's version is read first: a page stored under it can only be newer.
+    """
+    scope = ("crew", viewer.crew_id) if viewer.role is Role.CREW_MEMBER else ("all",)
+    key = (scope, tuple(sorted(set(statuses))), crew_id, village_id, priority, limit, offset)
+    version = changes.current_version(db_session)
+    if version is not None:
+        cached = cache.get(key, version)
+        if cached is not None:
+            return cached
+    page = get_all(db_session=db_session, viewer=viewer, statuses=statuses, crew_id=crew_id,
+                   village_id=village_id, priority=priority, limit=limit, offset=offset)
+    body = _TICKET_PAGE.dump_json(page)
+    if version is not None:
+        cache.put(key, version, body)
+    return body
 
 
 def _require_village(db_session: Session, village_id: str) -> None:
@@ -250,50 +285,141 @@ def transition(
     return ticket
 
 
+def current_for_problem(*, db_session: Session, problem: str) -> Ticket | None:
+    """The problem's current (not closed) ticket: at most one (a partial unique index)."""
+    return db_session.scalar(select(Ticket).where(Ticket.problem_key == problem,
+                                                  Ticket.closed_at.is_(None)))
+
+
+def _recently_verified(db_session: Session, problem: str, now: datetime,
+                       settings: ApiSettings) -> Ticket | None:
+    """The problem's ticket verified within ``reopen_within_days`` of ``now``, if any."""
+    since = now - timedelta(days=settings.reopen_within_days)
+    return db_session.scalar(
+        select(Ticket).where(Ticket.problem_key == problem,
+                             Ticket.status == TicketStatus.VERIFIED,
+                             Ticket.verified_at >= since)
+        .order_by(Ticket.verified_at.desc()).limit(1))
+
+
 def sync_with_alert(
     *,
     db_session: Session,
     alert: AlertRecord,
-    rule: TicketRule | None,
+    contract: Alert,
+    rules: Mapping[AlertKind, TicketRule],
     actor: Principal,
     settings: ApiSettings,
-    reraised: bool,
+    linked: Ticket | None,
+    opening: bool,
 ) -> Ticket | None:
     """Keep the one ticket of this alert's problem in step with the alert (no commit).
 
-    A new open alert with a ticket rule opens a ticket; new evidence may raise its priority;
-    an alert raised again after its ticket was verified reopens that ticket.
+    ``linked`` is the ticket the alert joined before (``alerts.ticket_id``); ``opening`` says
+    the alert has just (re)opened: it is new, or raised again after it resolved.
+
+    - The problem's current ticket (open ... resolved, or reopened) takes the alert: it
+      joins the ticket's ``alert_keys``, and may raise its priority, bring its due time
+      forward and change its type (below), each audited.
+    - Without a current ticket, an opening alert reopens the problem's ticket verified
+      within ``reopen_within_days`` (the repair did not hold), else opens a new ticket (a
+      new problem at the same place, or one whose ticket was cancelled).
+    - A resolved alert changes no ticket (the telemetry verification judges the repair);
+      neither does new evidence on an open alert whose ticket is closed.
     """
-    ticket = get_by_alert_key(db_session=db_session, alert_key=alert.key)
-    if rule is None or not rule.create:
-        return ticket
+    rule = rules.get(alert.kind)
+    if rule is None or not rule.create or alert.status is not AlertStatus.OPEN:
+        return linked
+    problem = problem_key(rule, contract)
+    now = utcnow()
     priority = adjusted_priority(rule, alert.severity, alert.monitored)
-    if ticket is None:
-        if alert.status is not AlertStatus.OPEN:
-            return None
-        return _ticket_from_alert(db_session, alert, rule, priority, actor, settings)
-    if alert.status is AlertStatus.OPEN:
-        if ticket.status is TicketStatus.VERIFIED and reraised:
-            transition(db_session=db_session, ticket=ticket, actor=actor, system=True,
-                       commit=False,
-                       move_in=TicketTransition(to=TicketStatus.REOPENED,
-                                                reason=f"alert {alert.key} raised again"))
-        if ticket.status in ACTIVE_STATUSES and priority.rank > ticket.priority.rank:
-            audit.record(db_session=db_session, actor=actor, action="ticket.update",
-                         entity_type="ticket", entity_id=ticket.id,
-                         reason="alert evidence raised the priority",
-                         changes={"priority": priority.value})
-            ticket.priority = priority
-            ticket.updated_at = utcnow()
-    return ticket
+    current = linked if linked is not None and linked.closed_at is None and \
+        linked.problem_key == problem else current_for_problem(db_session=db_session,
+                                                                 problem=problem)
+    if current is None and linked is not None and not opening:
+        return linked
+    if current is None:
+        current = _recently_verified(db_session, problem, now, settings)
+        if current is None:
+            return _ticket_from_alert(db_session, alert, rule, problem, priority, actor,
+                                      settings)
+        transition(db_session=db_session, ticket=current, actor=actor, system=True,
+                   commit=False, now=now, move_in=TicketTransition(
+                       to=TicketStatus.REOPENED,
+                       reason=f"alert {alert.key}: the problem came back within "
+                              f"{settings.reopen_within_days:g} days of verification"))
+    _join(db_session, current, alert, rule, rules, priority, actor, settings, now)
+    return current
+
+
+def _lead_rule(ticket: Ticket, rules: Mapping[AlertKind, TicketRule]) -> TicketRule | None:
+    if ticket.alert_key is None:
+        return None
+    try:
+        return rules.get(AlertKind(ticket.alert_key.split(":", 1)[0]))
+    except ValueError:
+        return None
+
+
+def _join(db_session: Session, ticket: Ticket, alert: AlertRecord, rule: TicketRule,
+          rules: Mapping[AlertKind, TicketRule], priority: Priority, actor: Principal,
+          settings: ApiSettings, now: datetime) -> None:
+    """``alert`` joins ``ticket``; while the ticket still needs a crew, the alert may:
+
+    - raise its priority (the highest of its alerts');
+    - bring its due time forward (the sooner of its due time and the new alert's SLA);
+    - change its type, skill and lead alert, when the new alert's rule outranks (by base
+      priority) the rule of the alert that made the ticket what it is: a ``water_balance``
+      leak survey becomes a leak repair when a ``night_flow`` or ``burst`` alert joins.
+    """
+    changes: dict[str, Any] = {}
+    if alert.key not in ticket.alert_keys:
+        ticket.alert_keys = [*ticket.alert_keys, alert.key]
+        changes["alert_keys"] = ticket.alert_keys
+    if ticket.status in ACTIVE_STATUSES:
+        changes.update(_escalate(ticket, alert, rule, rules, priority, settings, now))
+    if not changes:
+        return
+    ticket.updated_at = now
+    escalated = set(changes) - {"alert_keys"}
+    reason = f"alert {alert.key} joined the ticket" if "alert_keys" in changes \
+        else f"alert {alert.key}: new evidence"
+    audit.record(db_session=db_session, actor=actor, action="ticket.update",
+                 entity_type="ticket", entity_id=ticket.id, reason=reason,
+                 changes=changes)
+    if escalated:
+        ticket_changed(db_session=db_session, ticket=ticket)
+
+
+def _escalate(ticket: Ticket, alert: AlertRecord, rule: TicketRule,
+              rules: Mapping[AlertKind, TicketRule], priority: Priority,
+              settings: ApiSettings, now: datetime) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if priority.rank > ticket.priority.rank:
+        ticket.priority = changes["priority"] = priority
+    due = due_at(now, rule.sla_class, settings)
+    if due < ticket.due_at:
+        ticket.due_at = changes["due_at"] = due
+        ticket.sla_class = changes["sla_class"] = rule.sla_class
+    lead = _lead_rule(ticket, rules)
+    if rule.ticket_type is not ticket.type and lead is not None and \
+            rule.priority.rank > lead.priority.rank:
+        ticket.type = changes["type"] = rule.ticket_type
+        ticket.required_skill = changes["required_skill"] = rule.skill.value
+        ticket.alert_key = changes["alert_key"] = alert.key
+        ticket.title = alert.title
+    return changes
 
 
 def _ticket_from_alert(db_session: Session, alert: AlertRecord, rule: TicketRule,
-                       priority: Priority, actor: Principal, settings: ApiSettings) -> Ticket:
+                       problem: str, priority: Priority, actor: Principal,
+                       settings: ApiSettings) -> Ticket:
     village = alert.village if alert.village and db_session.get(Village, alert.village) else None
     now = utcnow()
     ticket = Ticket(
         alert_key=alert.key,
+        problem_key=problem,
+        alert_keys=[alert.key],
         source=TicketSource.ALERT,
         type=rule.ticket_type,
         title=alert.title,
@@ -314,7 +440,7 @@ def _ticket_from_alert(db_session: Session, alert: AlertRecord, rule: TicketRule
     db_session.flush()
     audit.record(db_session=db_session, actor=actor, action="ticket.create",
                  entity_type="ticket", entity_id=ticket.id, reason=f"alert {alert.key}",
-                 changes={"source": "alert", "type": ticket.type.value,
+                 changes={"source": "alert", "type": ticket.type.value, "problem": problem,
                           "priority": priority.value, "sla_class": rule.sla_class.value})
     ticket_changed(db_session=db_session, ticket=ticket)
     return ticket

@@ -1,10 +1,16 @@
 """Verification from telemetry: is a resolved ticket's problem really gone?
 
 - leak tickets: the DMA's minimum night flow (02:00-04:00 local) must be back to its
-  baseline for N complete nights after the repair; one failing night reopens the ticket;
+  baseline for N complete nights after the repair; one failing night reopens the ticket.
+  The baseline is a ``night_baseline_m3h`` in the evidence of the ticket's alerts, else the
+  median night minimum of the nights before its leak alerts began; a DMA with no such
+  nights is judged like a leak survey;
+- leak surveys (chronic losses, ``water_balance`` alerts): the DMA's real losses (NRW less
+  apparent losses, from the analysis' daily ``dma_kpi`` points) over the N complete local
+  days after the repair must be under the loss grade (CJJ 92: 12% of inflow);
 - valve tickets: the meter reports its valve open after the repair;
 - offline-device tickets: readings (or a gateway's online status) arrive after the repair;
-- other tickets: the alert they came from resolved after the repair; fresh evidence on an
+- other tickets: every alert of the ticket resolved; fresh evidence after the repair on an
   alert that is still open reopens them.
 
 Pure judgement functions take numbers; :func:`verify_resolved` reads InfluxDB
@@ -31,7 +37,7 @@ from api.db import utcnow
 from api.tickets import service
 from api.tickets.models import Ticket, TicketStatus, TicketType
 from api.tickets.schemas import TicketTransition
-from common.alerts import AlertStatus
+from common.alerts import AlertKind, AlertStatus
 from common.influx import InfluxClient, InfluxError
 from common.schema import STATUS_MEASUREMENT
 from common.settings import ApiSettings
@@ -144,16 +150,58 @@ def judge_valve(last_valve: str | None, hours_since: float,
     return Judgement(Result.PENDING, f"valve {last_valve or 'not yet reported'}", figures)
 
 
-def judge_by_alert(alert: AlertRecord | None, resolved_at: datetime) -> Judgement:
-    if alert is None:
+@dataclass(frozen=True, slots=True)
+class LossDay:
+    """One local day of a DMA's water balance (the analysis' ``dma_kpi`` point), m3."""
+
+    day: date
+    inflow_m3: float
+    consumption_m3: float
+    nrw_m3: float
+
+
+def judge_losses(days: Sequence[LossDay], settings: ApiSettings) -> Judgement:
+    """Verified when the real losses over the first ``verify_survey_days`` complete days
+    after the repair are at most ``verify_loss_grade_share`` of the inflow; reopen above it.
+
+    Real losses = NRW - apparent losses (``verify_apparent_loss_share`` x consumption), as
+    the analysis' water-balance alert counts them. Days without inflow are skipped.
+    """
+    wanted = settings.verify_survey_days
+    known = [day for day in days if day.inflow_m3 > 0][:wanted]
+    figures: dict[str, Any] = {
+        "loss_grade_share": settings.verify_loss_grade_share,
+        "days": {day.day.isoformat(): round(day.nrw_m3 / day.inflow_m3, 4) for day in known}}
+    if len(known) < wanted:
+        return Judgement(Result.PENDING, f"{len(known)} of {wanted} days of water balance "
+                         "since the repair", figures)
+    inflow = sum(day.inflow_m3 for day in known)
+    real = sum(day.nrw_m3 - settings.verify_apparent_loss_share * day.consumption_m3
+               for day in known)
+    share = real / inflow
+    figures["real_loss_share"] = round(share, 4)
+    grade = settings.verify_loss_grade_share
+    verdict = f"real losses {share:.1%} of inflow over {wanted} days after the repair"
+    if share <= grade:
+        return Judgement(Result.VERIFIED, f"{verdict} (grade {grade:.0%})", figures)
+    return Judgement(Result.REOPEN, f"{verdict}, above the grade {grade:.0%}", figures)
+
+
+def judge_by_alerts(alerts: Sequence[AlertRecord], resolved_at: datetime) -> Judgement:
+    """Verified when every alert of the ticket resolved; reopen on fresh evidence after the
+    repair on an alert still open."""
+    if not alerts:
         return Judgement(Result.PENDING, "no alert or telemetry rule: verify by hand", {})
-    figures = {"alert_status": alert.status.value}
-    if alert.status is AlertStatus.RESOLVED:
-        return Judgement(Result.VERIFIED, "the alert resolved", figures)
-    if alert.updated_at > resolved_at:
-        return Judgement(Result.REOPEN, "the alert has fresh evidence after the repair",
+    figures = {"alerts": {alert.key: alert.status.value for alert in alerts}}
+    still_open = [alert for alert in alerts if alert.status is AlertStatus.OPEN]
+    if not still_open:
+        return Judgement(Result.VERIFIED, "the alerts resolved", figures)
+    fresh = [alert.key for alert in still_open if alert.updated_at > resolved_at]
+    if fresh:
+        return Judgement(Result.REOPEN, f"fresh evidence after the repair: {', '.join(fresh)}",
                          figures)
-    return Judgement(Result.PENDING, "the alert is still open", figures)
+    return Judgement(Result.PENDING, f"still open: {', '.join(a.key for a in still_open)}",
+                     figures)
 
 
 # ---------------------------------------------------------------- telemetry
@@ -186,6 +234,23 @@ def dma_inflow_buckets(influx: InfluxClient, dma: str, start: datetime,
     return samples
 
 
+def dma_loss_days(influx: InfluxClient, dma: str, start: datetime,
+                  end: datetime, utc_offset_hours: float) -> list[LossDay]:
+    """The DMA's daily water balance (``dma_kpi``, stamped at local midnight) in [start, end)."""
+    series = influx.query(
+        'SELECT "inflow_m3", "consumption_m3", "nrw_m3" FROM "dma_kpi" WHERE "dma" = '
+        f"{_quote(dma)} AND time >= '{_rfc3339(start)}' AND time < '{_rfc3339(end)}'")
+    offset = timedelta(hours=utc_offset_hours)
+    days = []
+    for item in series:
+        for moment_ms, inflow, consumption, nrw in item.values:
+            if None in (inflow, consumption, nrw):
+                continue
+            days.append(LossDay((_ms_to_datetime(moment_ms) + offset).date(), float(inflow),
+                                float(consumption), float(nrw)))
+    return sorted(days, key=lambda day: day.day)
+
+
 def _count_readings(influx: InfluxClient, device: str, since: datetime) -> int:
     measurements = ",".join(f'"{name}"' for name in ("meter", "pump", "dma_inflow", "tank",
                                                      "quality"))
@@ -216,22 +281,32 @@ def _last_valve(influx: InfluxClient, device: str, since: datetime) -> str | Non
 # ---------------------------------------------------------------- per ticket type
 
 
-def _alert_of(db_session: Session, ticket: Ticket) -> AlertRecord | None:
-    if ticket.alert_key is None:
-        return None
-    return db_session.scalar(select(AlertRecord).where(AlertRecord.key == ticket.alert_key))
+def _alerts_of(db_session: Session, ticket: Ticket) -> list[AlertRecord]:
+    """Every alert that joined the ticket (its lead alert first)."""
+    keys = ticket.alert_keys or ([ticket.alert_key] if ticket.alert_key else [])
+    if not keys:
+        return []
+    found = db_session.scalars(select(AlertRecord).where(AlertRecord.key.in_(keys))).all()
+    return sorted(found, key=lambda alert: (alert.key != ticket.alert_key, alert.id))
 
 
-def _leak_baseline(influx: InfluxClient, ticket: Ticket, alert: AlertRecord | None,
+#: Alert kinds whose start marks when the leak began (a water-balance alert's start is the
+#: start of its KPI window, not of a leak).
+_LEAK_ONSET_KINDS = frozenset({AlertKind.NIGHT_FLOW, AlertKind.BURST})
+
+
+def _leak_baseline(influx: InfluxClient, ticket: Ticket, alerts: Sequence[AlertRecord],
                    settings: ApiSettings) -> float | None:
-    if alert is not None:
+    for alert in alerts:
         for key in BASELINE_EVIDENCE_KEYS:
             value = alert.evidence.get(key)
             if isinstance(value, int | float) and math.isfinite(value):
                 return float(value)
     if ticket.dma_id is None:
         return None
-    before = alert.started_at if alert is not None else ticket.created_at
+    onsets = [a.started_at for a in alerts if a.kind in _LEAK_ONSET_KINDS] or \
+        [a.started_at for a in alerts] or [ticket.created_at]
+    before = min(onsets)
     start = before - timedelta(days=settings.verify_baseline_nights + 1)
     samples = dma_inflow_buckets(influx, ticket.dma_id, start, before)
     offset = settings.utc_offset_hours
@@ -241,15 +316,31 @@ def _leak_baseline(influx: InfluxClient, ticket: Ticket, alert: AlertRecord | No
     return known[len(known) // 2] if known else None
 
 
+def _judge_losses(influx: InfluxClient, dma: str, resolved_at: datetime, now: datetime,
+                  settings: ApiSettings) -> Judgement:
+    """Real losses over the complete local days after the repair (a leak survey)."""
+    offset = timedelta(hours=settings.utc_offset_hours)
+    first_day = (resolved_at + offset).date() + timedelta(days=1)
+    start = datetime.combine(first_day, time(0), tzinfo=UTC) - offset
+    last_end = datetime.combine((now + offset).date(), time(0), tzinfo=UTC) - offset
+    if last_end <= start:
+        return Judgement(Result.PENDING, "no complete day since the repair", {})
+    return judge_losses(dma_loss_days(influx, dma, start, last_end, settings.utc_offset_hours),
+                        settings)
+
+
 def _judge_leak_ticket(db_session: Session, influx: InfluxClient, ticket: Ticket,
                        resolved_at: datetime, now: datetime,
                        settings: ApiSettings) -> Judgement:
-    alert = _alert_of(db_session, ticket)
     if ticket.dma_id is None or db_session.get(Dma, ticket.dma_id) is None:
         return Judgement(Result.PENDING, "no DMA on the ticket: verify by hand", {})
-    baseline = _leak_baseline(influx, ticket, alert, settings)
+    if ticket.type is TicketType.LEAK_SURVEY:
+        return _judge_losses(influx, ticket.dma_id, resolved_at, now, settings)
+    baseline = _leak_baseline(influx, ticket, _alerts_of(db_session, ticket), settings)
     if baseline is None:
-        return Judgement(Result.PENDING, "no night-flow baseline for the DMA", {})
+        judgement = _judge_losses(influx, ticket.dma_id, resolved_at, now, settings)
+        return Judgement(judgement.result, "no night-flow baseline for the DMA, judged by "
+                         f"its water balance: {judgement.detail}", judgement.figures)
     offset = settings.utc_offset_hours
     nights = nights_after(resolved_at, now, offset)
     if not nights:
@@ -277,7 +368,7 @@ def judge_ticket(*, db_session: Session, influx: InfluxClient, ticket: Ticket,
     """How the telemetry judges one resolved ticket."""
     resolved_at = ticket.resolved_at or ticket.updated_at
     hours_since = (now - resolved_at).total_seconds() / 3600
-    if ticket.type is TicketType.LEAK:
+    if ticket.type in (TicketType.LEAK, TicketType.LEAK_SURVEY):
         return _judge_leak_ticket(db_session, influx, ticket, resolved_at, now, settings)
     if ticket.type is TicketType.VALVE:
         device = _meter_device(db_session, ticket)
@@ -293,7 +384,7 @@ def judge_ticket(*, db_session: Session, influx: InfluxClient, ticket: Ticket,
             return judge_device(0, online, hours_since, settings)
         return judge_device(_count_readings(influx, device, resolved_at), False, hours_since,
                             settings)
-    return judge_by_alert(_alert_of(db_session, ticket), resolved_at)
+    return judge_by_alerts(_alerts_of(db_session, ticket), resolved_at)
 
 
 def verify_resolved(*, db_session: Session, influx: InfluxClient, settings: ApiSettings,

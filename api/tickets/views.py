@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from pydantic import BaseModel
 
 from api.audit import service as audit
@@ -20,14 +20,25 @@ from api.deps import (
     SessionDep,
 )
 from api.tickets import service, verification
+from api.tickets.cache import ListingCache
 from api.tickets.models import Priority, TicketStatus
 from api.tickets.schemas import TicketCreate, TicketRead, TicketTransition, TicketUpdate
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
 
+def listing_cache_of(app: FastAPI) -> ListingCache:
+    """The app's cache of ticket list pages (made on first use)."""
+    cache: ListingCache | None = getattr(app.state, "ticket_listing_cache", None)
+    if cache is None:
+        cache = ListingCache()
+        app.state.ticket_listing_cache = cache
+    return cache
+
+
 @router.get("", response_model=list[TicketRead])
 def list_tickets(
+    request: Request,
     db_session: ReadSessionDep,
     viewer: AnyUser,
     ticket_status: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
@@ -36,12 +47,15 @@ def list_tickets(
     priority: Priority | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
-) -> list[TicketRead]:
-    """Soonest due first; ``status`` may repeat. A crew member sees only their crew's."""
-    return service.get_all(db_session=db_session, viewer=viewer,
-                           statuses=ticket_status or (), crew_id=crew_id,
-                           village_id=village_id, priority=priority, limit=limit,
-                           offset=offset)
+) -> Response:
+    """Soonest due first; ``status`` may repeat. A crew member sees only their crew's.
+
+    Pages are cached per process until a ticket changes (api/tickets/cache.py)."""
+    body = service.get_page_json(db_session=db_session, cache=listing_cache_of(request.app),
+                                 viewer=viewer, statuses=ticket_status or (), crew_id=crew_id,
+                                 village_id=village_id, priority=priority, limit=limit,
+                                 offset=offset)
+    return Response(content=body, media_type="application/json")
 
 
 @router.post("", response_model=TicketRead, status_code=status.HTTP_201_CREATED)

@@ -22,6 +22,7 @@ from api.auth.security import Principal, issue_access_token
 from api.cli import HTTP_PROTOCOL
 from api.db import ReadOnlySessionError, read_only_session_factory
 from api.tickets.models import Ticket
+from common.alerts import Place
 from common.localservices import free_port
 from tests.api.conftest import JWT_SECRET
 from tests.api.helpers import alert, import_county, put_alert
@@ -40,8 +41,9 @@ def long_lived_cache(app: FastAPI) -> Iterator[PrincipalCache]:
 def test_a_ticket_page_reads_like_each_ticket_alone(client: TestClient,
                                                     admin: dict[str, str]) -> None:
     import_county(client, admin)
-    for n in range(5):
-        put_alert(client, admin, alert(subject=f"dma-v001-{n}"))
+    for n in range(5):  # five DMAs: five problems
+        put_alert(client, admin, alert(subject=f"dma-v001-{n}",
+                                       place=Place(village="v001", dma=f"dma-v001-{n}")))
     page = client.get("/api/v1/tickets", headers=admin, params={"status": "open"})
     assert page.status_code == 200
     listed = page.json()
