@@ -2,8 +2,10 @@
 
 The queries are the boards' own, expanded by :mod:`dashboards.expand` and run by
 :class:`dashboards.runner.BoardRunner` against InfluxDB (a fresh local one loaded with
-simulator data unless ``influx_url`` is given) and the ticket schema on PostgreSQL (a fresh
-database on ``postgres_admin_url``; the tickets board is skipped when none answers). The
+simulator data and the analysis's output for it unless ``influx_url`` is given) and the
+ticket tables on PostgreSQL (a throw-away schema on ``postgres_admin_url`` holding the tickets
+the ticket service made from the same alerts; the tickets board is skipped when none
+answers). The
 picture is an approximation of Grafana's panels, drawn so a reader sees what staff will see.
 """
 
@@ -12,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -28,7 +29,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import psycopg  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from sqlalchemy import create_engine, insert  # noqa: E402
 
 from common.influx import InfluxClient  # noqa: E402
 from common.localservices import InfluxDB  # noqa: E402
@@ -37,12 +37,17 @@ from dashboards.boards import all_boards  # noqa: E402
 from dashboards.boards.base import Board  # noqa: E402
 from dashboards.expand import TimeRange  # noqa: E402
 from dashboards.runner import BoardRunner, Result  # noqa: E402
-from dashboards.sample import Sample, build_sample, ticket_rows  # noqa: E402
+from dashboards.sample import Sample, build_sample  # noqa: E402
+from dashboards.ticketdb import (  # noqa: E402
+    POSTGRES_ADMIN,
+    TicketDatabase,
+    replay_tickets,
+    ticket_database,
+)
 
 log = logging.getLogger(__name__)
 
 IMAGES: Final = Path(__file__).resolve().parents[1] / "docs" / "images" / "boards"
-POSTGRES_ADMIN: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
 COLOURS: Final = {"green": "#56a64b", "yellow": "#f2cc0c", "orange": "#ff9830",
                   "red": "#e02f44", "blue": "#3274d9", "text": "#8e8e8e"}
 
@@ -130,10 +135,11 @@ def _draw_stat(axes: Axes, panel: dict[str, Any], results: Sequence[Result]) -> 
 def _bar_items(results: Sequence[Result]) -> list[tuple[str, float]]:
     items: list[tuple[str, float]] = []
     for result in results:
+        alias = getattr(result.query.query, "alias", "")
         if result.series:
-            for tags, _, rows in result.series:
+            for tags, columns, rows in result.series:
                 if rows:
-                    items.append((" ".join(tags.values()), float(rows[-1][-1] or 0)))
+                    items.append((_label(alias, tags, columns[-1]), float(rows[-1][-1] or 0)))
         else:
             items.extend((str(row[0]), float(row[1] or 0)) for row in result.rows)
     return items
@@ -239,30 +245,19 @@ def _local_influx(sample: Sample) -> Iterator[InfluxClient]:
 
 @contextmanager
 def _ticket_database(sample: Sample, admin_url: str) -> Iterator[psycopg.Connection | None]:
-    from api.models import Base
-
-    name = f"ruralwater_preview_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        log.warning("no PostgreSQL at %s (%s): the tickets board is skipped", admin_url, exc)
-        yield None
-        return
-    base = admin_url.rsplit("/", 1)[0]
-    try:
-        engine = create_engine(f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}")
-        Base.metadata.create_all(engine)
-        rows = ticket_rows(sample.county, sample.incidents, sample.end)
-        with engine.begin() as connection:
-            for table in ("townships", "villages", "crews", "tickets"):
-                connection.execute(insert(Base.metadata.tables[table]), rows[table])
-        engine.dispose()
-        with psycopg.connect(f"{base}/{name}", autocommit=True) as connection:
-            yield connection
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """The ticket tables with the sample's tickets, or None when no PostgreSQL answers."""
+    with ExitStack() as stack:
+        database: TicketDatabase | None = None
+        try:
+            database = stack.enter_context(ticket_database(admin_url))
+        except psycopg.OperationalError as exc:
+            log.warning("no PostgreSQL at %s (%s): the tickets board is skipped", admin_url,
+                        exc)
+        if database is None:
+            yield None
+            return
+        log.info("tickets replayed: %s", replay_tickets(database.sessions, sample))
+        yield database.connection
 
 
 def render_previews(out: Path | None = None, *, influx_url: str | None = None,
@@ -274,8 +269,9 @@ def render_previews(out: Path | None = None, *, influx_url: str | None = None,
     sample = build_sample()
     note = (f"Real query results: simulator seed {sample.county.seed}, "
             f"{len(sample.county.villages)} villages, {len(sample.county.households)} meters, "
-            f"{(sample.end - sample.start).days} days; dma_kpi / supply_outlook / alert are "
-            "stand-ins computed from the same readings (dashboards/sample.py).")
+            f"{(sample.end - sample.start).days} days, {len(sample.passes)} analysis passes; "
+            "alert / dma_kpi / supply_outlook written by the analysis, tickets by the ticket "
+            "service (dashboards/sample.py, dashboards/ticketdb.py).")
     with ExitStack() as stack:
         if influx_url is None:
             influx = stack.enter_context(_local_influx(sample))

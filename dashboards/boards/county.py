@@ -20,12 +20,27 @@ def _latest_outlook(standards: Standards) -> str:
             f'FROM "supply_outlook" WHERE {IN_VILLAGES} AND $timeFilter GROUP BY "village"')
 
 
-def _alert_states(standards: Standards, *tags: str) -> str:
-    """Each alert's latest ``open`` flag; an alert is one series of kind/village/dma/device."""
-    grouping = ", ".join(f'"{tag}"' for tag in ("kind", *tags, "village", "dma", "device"))
-    return ('SELECT last("open") AS "open" FROM "alert" WHERE '
+#: alert severities, most severe first (common.alerts.Severity)
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+def _alert_states(standards: Standards) -> str:
+    """Each alert's latest change: its ``open`` flag and its severity then, as ``level``.
+
+    An alert is one series per kind/village/dma/device *and severity*; grouping by the
+    place only and taking the severity from the same (latest) point counts an alert whose
+    severity rose once, at its current severity (the older severity's series is never
+    closed by the analysis).
+    """
+    return ('SELECT last("open") AS "open", "severity" AS "level" FROM "alert" WHERE '
             f"{IN_VILLAGES} AND time > now() - {standards.current_state_lookback} "
-            f"GROUP BY {grouping}")
+            'GROUP BY "kind", "village", "dma", "device"')
+
+
+def _open_at(standards: Standards, severity: str) -> str:
+    """How many alerts are open at ``severity`` now (InfluxQL cannot group by a field)."""
+    return (f'SELECT count("open") FROM ({_alert_states(standards)}) '
+            f"""WHERE "open" = true AND "level" = '{severity}'""")
 
 
 def _stats(standards: Standards) -> list[PanelBuilder]:
@@ -52,9 +67,7 @@ def _stats(standards: Standards) -> list[PanelBuilder]:
         p.single_stat(
             "Critical alerts open", "People without water, or unsafe water.",
             p.COUNT, ((None, "green"), (1, "red")),
-            [influxql(f'SELECT count("open") FROM ({_alert_states(standards, "severity")}) '
-                      """WHERE "open" = true AND "severity" = 'critical'""",
-                      ("time", "count"))]),
+            [influxql(_open_at(standards, "critical"), ("time", "count"))]),
     ]
 
 
@@ -129,9 +142,9 @@ def build(standards: Standards) -> Board:
     board = board.with_panel(p.bars(
         "Open alerts by severity", "critical: people without water, or unsafe water.",
         p.COUNT, ((None, "green"), (1, "orange"), (5, "red")),
-        [influxql(f'SELECT count("open") FROM ({_alert_states(standards, "severity")}) '
-                  'WHERE "open" = true GROUP BY "severity"', ("time", "count"),
-                  tags=("severity",), alias="$tag_severity")], span=8))
+        [influxql(_open_at(standards, severity), ("time", "count"), alias=severity,
+                  ref_id=chr(ord("A") + index), expect_rows=False)
+         for index, severity in enumerate(SEVERITIES)], span=8))
     board = board.with_panel(tickets_by_sla_state(standards, span=8))
     return finish(board, UID, ("Villages at an emergency plan level",
                                "Supply per person against the standard",

@@ -64,17 +64,18 @@ def build(standards: Standards) -> Board:
     board = board.with_row(dashboard_builders.Row("Valves"))
     board = board.with_panel(p.data_table(
         "Closed valves, monitored households first",
-        "Open valve_closed alerts, highest severity first: the analysis raises the severity "
-        "for households on the social monitoring list, whose water must never be cut off.",
+        "Open valve_closed alerts, most severe first (level: the severity of the alert's "
+        "latest change): the analysis raises it for households on the social monitoring "
+        "list, whose water must never be cut off.",
         p.COUNT, p.NEUTRAL,
-        [influxql('SELECT "title", "key" FROM (SELECT last("open") AS "open", last("title") AS '
-                  '"title", last("key") AS "key" FROM "alert" WHERE '
+        [influxql('SELECT "level", "title", "key" FROM (SELECT last("open") AS "open", '
+                  '"severity" AS "level", "title", "key" FROM "alert" WHERE '
                   f"{IN_VILLAGES} AND \"kind\" = 'valve_closed' AND time > now() - "
-                  f'{standards.current_state_lookback} GROUP BY "severity", "village", '
-                  '"device") WHERE "open" = true GROUP BY "severity", "village", "device"',
-                  ("time", "title", "key"), tags=("severity", "village", "device"),
+                  f'{standards.current_state_lookback} GROUP BY "village", "device") '
+                  'WHERE "open" = true GROUP BY "village", "device"',
+                  ("time", "level", "title", "key"), tags=("village", "device"),
                   table=True)],
-        sort_by="severity"))
+        sort_by="level"))
     board = board.with_panel(p.data_table(
         "Meters with a closed valve",
         "Telemetry: every meter whose latest reading has the valve closed, and its prepaid "
