@@ -13,7 +13,8 @@ and one DMA per village, the default incident scenario):
    (meters hourly, inflow 15 min, pumps and tanks 5 min, analysers 10 min, the usual
    0.5% losses), each message is validated as the collector does
    (``common.contract.TelemetryMessage``) and written as ``common.schema.reading_line``
-   lines, 20,000 to a POST, by two writer threads.
+   lines; each simulated day's lines are sorted by series and POSTed 10,000 at a time by
+   two writer threads (a POST InfluxDB times out is repeated; see ``write_sorted``).
 2. **One-day pass** at the end of the stored period ``T``: a fresh worker
    (``analysis.worker.Worker``, default settings, no ticket service) runs a *cold* pass (its
    cache reads the whole lookback from InfluxDB, as at start-up and every ``reload_h``),
@@ -72,7 +73,7 @@ from analysis.params import AnalysisParams  # noqa: E402
 from analysis.tracker import AlertTracker, Target  # noqa: E402
 from analysis.worker import PassReport, Worker  # noqa: E402
 from common.contract import TelemetryMessage  # noqa: E402
-from common.influx import InfluxClient, InfluxError  # noqa: E402
+from common.influx import InfluxClient, InfluxError, InfluxUnavailable  # noqa: E402
 from common.localservices import InfluxDB, ServiceError  # noqa: E402
 from common.register import County  # noqa: E402
 from common.schema import reading_line  # noqa: E402
@@ -88,8 +89,9 @@ REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 6, 1, tzinfo=UTC)  # early summer: the shortage outlook has a season
 SEED = 20260601
 DATABASE = "ruralwater"
-WRITE_BATCH = 20_000  # lines per POST /write
+WRITE_BATCH = 10_000  # lines per POST /write
 WRITERS = 2  # concurrent POSTs: InfluxDB parses one while Python builds the next
+WRITE_ATTEMPTS = 6  # a busy InfluxDB answers 500 "timeout" (creating 60,000 series, say)
 WARM_AFTER = timedelta(minutes=15)  # the worker's default interval (interval_s = 900)
 TAIL = timedelta(minutes=30)  # readings stored past T: the warm pass and the clock-skew margin
 TARGET_PASS_S = 30.0
@@ -225,12 +227,28 @@ class BatchWriter:
     def _drain(self) -> None:
         while (batch := self._queue.get()) is not None:
             try:
-                self.client.write_lines(batch)
+                self._write(batch)
             except InfluxError as exc:
                 self._errors.append(exc)
                 continue
             with self._lock:
                 self.written += len(batch)
+
+    def _write(self, batch: list[str]) -> None:
+        """One POST, repeated while InfluxDB times out (it then often stored it anyway, and
+        a repeat overwrites the same series and times)."""
+        wait = 1.0
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                self.client.write_lines(batch)
+                return
+            except InfluxUnavailable:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                log.info("InfluxDB busy (try %d of %d), again in %.0f s", attempt,
+                         WRITE_ATTEMPTS, wait)
+                time.sleep(wait)
+                wait *= 2
 
     def put(self, batch: list[str]) -> None:
         if self._errors:
@@ -252,24 +270,35 @@ def load(county: County, client: InfluxClient, sizing: Sizing, seed: int,
     until = sizing.end() + TAIL
     writer = BatchWriter(client)
     started = time.perf_counter()
-    pending: list[str] = []
+    day: list[str] = []
     steps_per_day = DAY // STEP
     try:
         for step, lines in enumerate(telemetry_lines(county, START, until, seed), start=1):
-            pending.extend(lines)
-            if len(pending) >= WRITE_BATCH:
-                writer.put(pending)
-                pending = []
+            day.extend(lines)
             if step % steps_per_day == 0:
+                write_sorted(writer, day)
+                day = []
                 elapsed = time.perf_counter() - started
                 progress(f"  {sizing.villages} villages: day {step // steps_per_day} of "
-                         f"{sizing.stored_days} stored, {writer.written:,} lines, "
+                         f"{sizing.stored_days} stored, {writer.written:,} lines written, "
                          f"{elapsed:.0f} s")
-        if pending:
-            writer.put(pending)
+        write_sorted(writer, day)
     finally:
         writer.close()
     return LoadFigures(writer.written, time.perf_counter() - started)
+
+
+def write_sorted(writer: BatchWriter, lines: list[str]) -> None:
+    """A simulated day's lines in series order, in batches.
+
+    Written in time order (as the collector does live), every batch touches all 60,000
+    meters, and each of InfluxDB's cache snapshots must write every series key: at full
+    scale a snapshot then takes seconds and writes time out. A line starts with its series
+    key, so sorting the day's lines groups each series; the stored points are the same.
+    """
+    lines.sort()
+    for first in range(0, len(lines), WRITE_BATCH):
+        writer.put(lines[first:first + WRITE_BATCH])
 
 
 # --------------------------------------------------------------------------- passes
@@ -403,6 +432,20 @@ class ScaleResult:
         return [p for p in self.backfill.passes if p.refresh == "incremental"]
 
 
+class BenchInfluxDB(InfluxDB):
+    """``common.localservices.InfluxDB`` allowing a write a minute instead of 10 s.
+
+    Only the load needs it (60,000 new series on a busy 2-core machine); the passes only
+    read, and read the same way whatever the write timeout.
+    """
+
+    def _command(self) -> list[str]:
+        command = super()._command()
+        config = self.data_dir / "influxdb.conf"
+        config.write_text(config.read_text() + '[coordinator]\n  write-timeout = "60s"\n')
+        return command
+
+
 def _dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / MB
 
@@ -427,7 +470,7 @@ def measure_scale(villages: int, plan: Plan, work: Path,
              and json.loads(marker_file.read_text()) == marker)
     if not reuse:
         shutil.rmtree(root / "influxdb", ignore_errors=True)
-    server = InfluxDB(root / "influxdb")
+    server = BenchInfluxDB(root / "influxdb")
     server.start()
     try:
         client = InfluxClient(InfluxSettings(url=server.url, database=DATABASE,
