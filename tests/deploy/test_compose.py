@@ -134,8 +134,8 @@ def _is_settings_field(model: type[BaseModel], path: list[str]) -> bool:
 
 
 #: each Python service and the secrets its entry point demands in production
-PYTHON_SERVICES = {"collector": ("mqtt", "influx"), "api": ("influx",), "notify": ("influx",),
-                   "analysis": ("influx",)}
+PYTHON_SERVICES = {"collector": ("mqtt", "influx"), "api": ("influx",),
+                   "background": ("influx",), "analysis": ("influx",)}
 
 
 @pytest.mark.parametrize("service", sorted(PYTHON_SERVICES))
@@ -179,4 +179,4 @@ def test_api_uses_postgresql_and_the_analysis_reaches_the_api(tmp_path: Path) ->
         "postgresql+psycopg://ruralwater:postgres-owner-pw@postgres:5432/ruralwater")
     assert analysis_env["RURALWATER_ANALYSIS__API_URL"] == "http://api:8000"
     assert analysis_env["RURALWATER_ANALYSIS__API_TOKEN"] == api_env["ANALYSIS_API_TOKEN"]
-    assert services["notify"]["command"] == ["python", "-m", "api", "notify"]
+    assert services["background"]["command"] == ["python", "-m", "api", "background"]
