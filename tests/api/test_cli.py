@@ -1,12 +1,20 @@
 """The admin CLI: migrate, the first admin, service tokens (created, or provisioned from a
-secret), the register import, and the periodic jobs (verification, notifications)."""
+secret), the register import, and the periodic jobs (verification, notifications, and all
+of them with re-planning in ``background``)."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -16,14 +24,22 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import migrate
+from api.assets import service as assets
 from api.audit.models import AuditEntry
-from api.auth.security import api_key_parts, new_api_key
-from api.cli import main, run_periodically
+from api.auth.security import SYSTEM, api_key_parts, new_api_key
+from api.background import run_background
+from api.cli import main
+from api.crews.models import Crew
 from api.main import create_app
 from api.notify import service as notify
+from api.periodic import run_periodically
+from api.tickets import service as tickets
+from api.tickets.models import Ticket, TicketStatus
+from api.tickets.schemas import TicketCreate
 from common.influx import InfluxUnavailable
 from common.settings import ApiSettings, Settings
-from tests.api.conftest import JWT_SECRET
+from tests.api.conftest import JWT_SECRET, api_settings
 from tests.api.helpers import small_county
 from tests.api.notify.recorder import RecordingServer
 
@@ -149,3 +165,78 @@ def test_notify_sends_due_notices_as_its_own_process(
         assert "leak at v001" in json.dumps(server.requests[0].json())
     finally:
         server.stop()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_background_reminds_replans_and_verifies_in_one_process(
+        database_url: str, db_session: Session, make_crew: Callable[..., Crew],
+        tmp_path: Path) -> None:
+    server = RecordingServer().start()
+    config = tmp_path / "notify.yaml"
+    config.write_text(yaml.safe_dump({"channels": {"ops": {"type": "webhook",
+                                                           "url": server.url}},
+                                      "routes": {"dispatcher": ["ops"], "crew": ["ops"]}}))
+    settings = api_settings(database_url, tmp_path, notify_config_file=config,
+                            notify_interval_s=0.05, replan_poll_s=0.05, replan_debounce_s=0,
+                            verify_interval_s=0.05, planning_time_limit_s=1)
+    assets.import_county(db_session=db_session, county=small_county(), actor=SYSTEM)
+    make_crew("north")
+    opened = tickets.create(db_session=db_session, actor=SYSTEM, settings=settings.api,
+                            ticket_in=TicketCreate(title="no water at the school",
+                                                   village_id="v001"))
+    resolved = tickets.create(db_session=db_session, actor=SYSTEM, settings=settings.api,
+                              ticket_in=TicketCreate(title="old job", village_id="v001"))
+    resolved.status = TicketStatus.RESOLVED  # a hand-made ticket: telemetry cannot judge it
+    resolved.resolved_at = resolved.created_at
+    db_session.commit()
+    stop, started = threading.Event(), threading.Event()
+    worker = threading.Thread(target=run_background, args=(settings, stop, started))
+    worker.start()
+    try:
+        assert started.wait(30)
+
+        def status_of(ticket_id: int) -> tuple[TicketStatus, dict[str, Any]]:
+            db_session.expire_all()
+            row = db_session.get(Ticket, ticket_id)
+            assert row is not None
+            return row.status, row.verification
+
+        assert _wait_for(lambda: status_of(opened.id)[0] is TicketStatus.SCHEDULED)
+        assert _wait_for(lambda: bool(server.requests))  # dispatchers or crew were told
+        assert _wait_for(lambda: status_of(resolved.id)[1].get("result") == "pending")
+    finally:
+        stop.set()
+        worker.join(30)
+        server.stop()
+    assert not worker.is_alive()
+
+
+def test_background_command_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'background.sqlite3'}"
+    migrate.upgrade(database_url)
+    env = os.environ | {"RURALWATER_API__DATABASE_URL": database_url,
+                        "RURALWATER_INFLUX__URL": "http://127.0.0.1:9",
+                        "RURALWATER_LOG_LEVEL": "INFO"}
+    process = subprocess.Popen([sys.executable, "-m", "api", "background"], env=env,
+                               stderr=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "background: reminders every" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert "background: stopped" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,5 +1,6 @@
-"""The fast paths behave like the slow ones: bulk ticket pages, cached callers, read-only
-sessions, repeated alerts, and the server's TCP_NODELAY (the figures are in benchmarks/)."""
+"""The fast paths behave like the slow ones: bulk ticket pages, cached pages (renewed by the
+ticket table's stamp, per crew scope), cached callers, read-only sessions, repeated alerts,
+and the server's TCP_NODELAY (the figures are in benchmarks/)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import uvicorn
@@ -17,15 +18,18 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from api.auth.cache import PrincipalCache, invalidate_all
-from api.auth.models import User
+from api.auth.models import Role, User
 from api.auth.security import Principal, issue_access_token
 from api.cli import HTTP_PROTOCOL
+from api.crews.models import Crew
 from api.db import ReadOnlySessionError, read_only_session_factory
+from api.tickets import changes
 from api.tickets.models import Ticket
+from api.tickets.views import listing_cache_of
 from common.alerts import Place
 from common.localservices import free_port
-from tests.api.conftest import JWT_SECRET
-from tests.api.helpers import alert, import_county, put_alert
+from tests.api.conftest import JWT_SECRET, UserFactory
+from tests.api.helpers import alert, import_county, move, put_alert
 
 
 @pytest.fixture
@@ -140,3 +144,58 @@ def test_the_server_turns_nagle_off_on_its_connections() -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def _stamp(db_session: Session) -> int | None:
+    db_session.expire_all()
+    return changes.current_version(db_session)
+
+
+def test_every_ticket_write_renews_the_table_stamp_and_alert_only_news_does_not(
+        client: TestClient, admin: dict[str, str], db_session: Session) -> None:
+    import_county(client, admin)
+    assert _stamp(db_session) is None  # nothing written yet: nothing may be cached
+    ticket_id = put_alert(client, admin, alert()).json()["ticket_id"]
+    opened = _stamp(db_session)
+    assert opened is not None
+    put_alert(client, admin, alert(evidence={"night_flow_m3h": 2.6, "night_baseline_m3h": 1.0}))
+    assert _stamp(db_session) == opened  # the alert changed, its ticket did not
+    client.patch(f"/api/v1/tickets/{ticket_id}", headers=admin, json={"title": "main leak"})
+    patched = _stamp(db_session)
+    assert patched != opened
+    # a bulk statement through a session (as a script or another worker might) counts too
+    db_session.execute(update(Ticket).where(Ticket.id == ticket_id).values(description="x"))
+    db_session.commit()
+    assert _stamp(db_session) not in (None, opened, patched)
+
+
+def test_cached_pages_follow_every_change_and_each_crews_scope(
+        app: FastAPI, client: TestClient, admin: dict[str, str], db_session: Session,
+        make_user: UserFactory, make_crew: Callable[..., Crew]) -> None:
+    import_county(client, admin)
+    north, south = make_crew("north"), make_crew("south")
+    fitters = {crew.id: make_user(f"fitter-{crew.name}", Role.CREW_MEMBER, crew_id=crew.id)
+               for crew in (north, south)}
+    for n, crew in enumerate((north, south)):
+        ticket_id = put_alert(client, admin, alert(subject=f"dma-x{n}", place=Place(
+            village="v001", dma=f"dma-x{n}"))).json()["ticket_id"]
+        move(client, admin, ticket_id, "scheduled", crew_id=crew.id)
+    cache = listing_cache_of(app)
+    params = {"status": "scheduled"}
+    for _ in range(2):  # the second round is answered from the cache
+        for crew_id, headers in fitters.items():
+            page = client.get("/api/v1/tickets", headers=headers, params=params).json()
+            assert [t["crew_id"] for t in page] == [crew_id]
+    assert cache.hits >= 2
+    everyone = client.get("/api/v1/tickets", headers=admin, params=params).json()
+    assert len(everyone) == 2
+    # a change behind this process's back (another worker) is seen at once
+    db_session.execute(update(Ticket).where(Ticket.id == everyone[0]["id"])
+                       .values(title="changed elsewhere"))
+    db_session.commit()
+    again = client.get("/api/v1/tickets", headers=admin, params=params).json()
+    assert again[0]["title"] == "changed elsewhere"
+    north_ticket = next(t["id"] for t in everyone if t["crew_id"] == north.id)
+    assert move(client, fitters[north.id], north_ticket, "en_route").status_code == 200
+    north_page = client.get("/api/v1/tickets", headers=fitters[north.id], params=params).json()
+    assert north_page == []

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.crews.models import Crew
 from api.tickets import verification
 from api.tickets.models import Ticket
-from common.alerts import AlertKind, Place, Severity
+from common.alerts import AlertKind, AlertStatus, Place, Severity
 from common.influx import InfluxClient
 from common.schema import to_millis
 from common.settings import ApiSettings
@@ -145,3 +145,100 @@ def test_offline_meter_ticket_reopens_when_readings_do_not_resume(
                                            settings=SETTINGS,
                                            now=ticket.resolved_at + timedelta(hours=25))
     assert silent.result is verification.Result.REOPEN
+
+
+def test_loss_judgement_weighs_real_losses_over_the_survey_days() -> None:
+    days = [verification.LossDay(date(2026, 7, d), 100.0, 90.0, 10.0) for d in range(2, 9)]
+    # real losses = 10 - 0.02 x 90 = 8.2 m3 a day: 8.2% of inflow, under the 12% grade
+    good = verification.judge_losses(days, SETTINGS)
+    assert good.result is verification.Result.VERIFIED
+    assert good.figures["real_loss_share"] == 0.082
+    lossy = [verification.LossDay(d.day, 100.0, 80.0, 20.0) for d in days]
+    assert verification.judge_losses(lossy, SETTINGS).result is verification.Result.REOPEN
+    assert verification.judge_losses(days[:6], SETTINGS).result is verification.Result.PENDING
+    no_inflow = [verification.LossDay(date(2026, 7, 9), 0.0, 0.0, 0.0)]
+    assert verification.judge_losses(days[:6] + no_inflow, SETTINGS).result is \
+        verification.Result.PENDING
+
+
+def _write_loss_days(influx: InfluxClient, after: datetime, nrw_share: float,
+                     days: int) -> None:
+    local = timedelta(hours=8)
+    first = (after + local).date() + timedelta(days=1)
+    lines = []
+    for n in range(days):
+        midnight = datetime.combine(first + timedelta(days=n), datetime.min.time(),
+                                    tzinfo=UTC) - local
+        lines.append(f"dma_kpi,dma=dma-v001,village=v001 inflow_m3=100.0,"
+                     f"consumption_m3={100 * (1 - nrw_share)},nrw_m3={100 * nrw_share} "
+                     f"{to_millis(midnight)}")
+    influx.write_lines(lines)
+
+
+@pytest.mark.parametrize(("nrw_share", "expected"), [(0.08, "verified"), (0.3, "reopened")])
+def test_a_leak_survey_is_judged_by_the_dmas_losses_after_the_repair(
+        client: TestClient, admin: dict[str, str], db_session: Session,
+        make_crew: Callable[..., Crew], influx: InfluxClient, nrw_share: float,
+        expected: str) -> None:
+    import_county(client, admin)
+    ticket_id = _resolved_ticket(client, admin, make_crew("north"), AlertKind.WATER_BALANCE,
+                                 "dma-v001", Place(village="v001", dma="dma-v001"))
+    ticket = db_session.get(Ticket, ticket_id)
+    assert ticket is not None and ticket.resolved_at is not None
+    assert ticket.type.value == "leak_survey"
+    _write_loss_days(influx, ticket.resolved_at, nrw_share, days=7)
+    early, = verification.verify_resolved(db_session=db_session, influx=influx,
+                                          settings=SETTINGS,
+                                          now=ticket.resolved_at + timedelta(days=4))
+    assert early.result is verification.Result.PENDING and "days of water balance" in \
+        early.detail
+    verification.verify_resolved(db_session=db_session, influx=influx, settings=SETTINGS,
+                                 now=ticket.resolved_at + timedelta(days=9))
+    after = client.get(f"/api/v1/tickets/{ticket_id}", headers=admin).json()
+    assert after["status"] == expected, after["verification"]
+    assert len(after["verification"]["days"]) == 7
+
+
+def test_a_leak_without_a_night_baseline_is_judged_by_the_water_balance(
+        client: TestClient, admin: dict[str, str], db_session: Session,
+        make_crew: Callable[..., Crew], influx: InfluxClient) -> None:
+    import_county(client, admin)
+    ticket_id = put_alert(client, admin, alert(evidence={"excess_loss_m3h": 1.2})
+                          ).json()["ticket_id"]
+    for step, fields in (("scheduled", {"crew_id": make_crew("north").id}),
+                         ("in_progress", {}), ("resolved", {"note": "repaired"})):
+        assert move(client, admin, ticket_id, step, **fields).status_code == 200
+    ticket = db_session.get(Ticket, ticket_id)
+    assert ticket is not None and ticket.resolved_at is not None
+    _write_loss_days(influx, ticket.resolved_at, 0.05, days=7)
+    outcome, = verification.verify_resolved(db_session=db_session, influx=influx,
+                                            settings=SETTINGS,
+                                            now=ticket.resolved_at + timedelta(days=9))
+    assert outcome.result is verification.Result.VERIFIED
+    assert outcome.detail.startswith("no night-flow baseline for the DMA, judged by its water")
+
+
+def test_other_tickets_wait_for_every_joined_alert_to_resolve(
+        client: TestClient, admin: dict[str, str], db_session: Session,
+        make_crew: Callable[..., Crew], influx: InfluxClient) -> None:
+    import_county(client, admin)
+    pump = Place(village="v001", device="well-v001-1")
+    ticket_id = _resolved_ticket(client, admin, make_crew("pumps", ["pump_electrical"]),
+                                 AlertKind.PUMP_FAULT, "well-v001-1", pump)
+    put_alert(client, admin, alert(AlertKind.PUMP_CYCLING, "well-v001-1", place=pump))
+    ticket = db_session.get(Ticket, ticket_id)
+    assert ticket is not None and ticket.resolved_at is not None
+    assert ticket.alert_keys == ["pump_fault:well-v001-1", "pump_cycling:well-v001-1"]
+    later = ticket.resolved_at + timedelta(hours=2)
+    put_alert(client, admin, alert(AlertKind.PUMP_FAULT, "well-v001-1", place=pump,
+                                   status=AlertStatus.RESOLVED, resolved_at=later,
+                                   updated_at=later))
+    waiting, = verification.verify_resolved(db_session=db_session, influx=influx,
+                                            settings=SETTINGS, now=later)
+    assert waiting.result is verification.Result.PENDING and "pump_cycling" in waiting.detail
+    put_alert(client, admin, alert(AlertKind.PUMP_CYCLING, "well-v001-1", place=pump,
+                                   status=AlertStatus.RESOLVED, resolved_at=later,
+                                   updated_at=later))
+    done, = verification.verify_resolved(db_session=db_session, influx=influx,
+                                         settings=SETTINGS, now=later)
+    assert done.result is verification.Result.VERIFIED
