@@ -1,13 +1,15 @@
-"""The whole path, end to end: a simulated leak on a DMA -> an analysis alert -> a ticket ->
-scheduled on a crew -> resolved on the crew page -> verified by the DMA's night flow, or
-reopened when the leak goes on.
+"""The whole path, end to end: a simulated leak on a DMA -> analysis alerts (a burst and a
+night-flow alert) -> one ticket for the leak -> scheduled on a crew -> resolved on the crew
+page -> verified by the DMA's night flow, or reopened when the leak goes on.
 
 Real pieces throughout: the simulator's county and telemetry (collector line protocol) in a
 real InfluxDB, an analysis worker pass that delivers its alerts over HTTP with a service
 token, the ticket service served by uvicorn (SQLite), the planner, the crew page's forms and
 the telemetry verification. Two DMAs leak from the same hour; the crew repairs both, but
 only one repair holds: the simulated leak on dma-v001 ends when the crew resolves it, the
-one on dma-v002 does not.
+one on dma-v002 does not. Each leak starts as a seep (a night-flow alert after the first
+night) and grows into a burst (a burst alert at the next pass): both alerts join the one
+ticket of the leak.
 
 The ticket service stamps tickets with the real clock, so the simulation is laid on the
 real calendar: five days of history up to now, the repair now, then four more days of
@@ -52,8 +54,10 @@ PASSWORD = "correct horse battery"
 SEED = 7
 #: the two leaking DMAs: the repair of the first holds, the second leak goes on
 REPAIRED, PERSISTING = "dma-v001", "dma-v002"
-#: each leak, as a share of its DMA's mean inflow
-LEAK_SHARE = 0.5
+#: each leak, as a share of its DMA's mean inflow: a seep (a night-flow leak, below the
+#: burst step) that grows into a burst
+LEAK_SHARE = 0.08
+BURST_SHARE = 0.4
 HOUSEHOLDS = 60
 
 
@@ -64,6 +68,8 @@ class Timeline:
     start: datetime  # 08:00 local, five days ago
     leak: datetime  # both leaks start (13:00 local, day 3)
     analysed: datetime  # the analysis pass (16:00 local, day 4: after one leaky night)
+    grows: datetime  # both leaks grow into bursts (18:00 local, day 4)
+    followed_up: datetime  # the next pass (08:00 local, day 5)
     repair: datetime  # the crew's repair: now (the first leak stops here)
     end: datetime  # four days of telemetry after the repair
 
@@ -72,17 +78,20 @@ class Timeline:
         start = datetime.combine(now.date() - timedelta(days=5), time(0), tzinfo=UTC)
         repair = now.replace(second=0, microsecond=0) + timedelta(minutes=5 - now.minute % 5)
         return cls(start=start, leak=start + timedelta(days=3, hours=5),
-                   analysed=start + timedelta(days=4, hours=8), repair=repair,
+                   analysed=start + timedelta(days=4, hours=8),
+                   grows=start + timedelta(days=4, hours=10),
+                   followed_up=start + timedelta(days=5), repair=repair,
                    end=repair + timedelta(days=4))
 
 
 def simulated_lines(county: County, timeline: Timeline) -> tuple[list[str], list[str]]:
     """The collector's InfluxDB lines of every telemetry message: (until the repair, after)."""
     incidents = [
-        Incident(kind="background_leak", target=f"{REPAIRED}-b1", start=timeline.leak,
-                 end=timeline.repair, magnitude=LEAK_SHARE, relative=True),
-        Incident(kind="background_leak", target=f"{PERSISTING}-b1", start=timeline.leak,
-                 magnitude=LEAK_SHARE, relative=True),
+        Incident(kind=kind, target=f"{dma}-b1", start=start, magnitude=share, relative=True,
+                 end=timeline.repair if dma == REPAIRED else None)
+        for dma in (REPAIRED, PERSISTING)
+        for kind, start, share in (("background_leak", timeline.leak, LEAK_SHARE),
+                                   ("burst", timeline.grows, BURST_SHARE))
     ]
     simulation = CountySimulation(county, incidents, timeline.start, SEED)
     before: list[str] = []
@@ -161,15 +170,21 @@ def analysis_pass(influx: InfluxSettings, county: County, base: str, token: Secr
     assert report.api is not None and report.api.complete, report.summary()
 
 
-def leak_tickets(http: httpx.Client, dma: str) -> list[int]:
-    """The tickets of the leak alerts (burst, night flow) the analysis raised on ``dma``.
-
-    (Its water-balance alert opens a leak ticket too; the verification finds no night-flow
-    baseline before that alert's three-day window, so it is not part of this path.)
-    """
-    rows = http.get("/api/v1/tickets", params={"status": "open"}).json()
-    keys = {f"{kind}:{dma}" for kind in ("burst", "night_flow")}
-    return [row["id"] for row in rows if row["alert_key"] in keys]
+def leak_ticket(http: httpx.Client, dma: str) -> int:
+    """The one ticket of the leak on ``dma``: every leak alert the analysis raised there
+    (burst, night flow, water balance) joined it."""
+    alerts = http.get("/api/v1/alerts", params={"dma": dma}).json()
+    leak_keys = {a["key"] for a in alerts if a["kind"] in ("burst", "night_flow",
+                                                          "water_balance")}
+    assert {key.split(":")[0] for key in leak_keys} >= {"burst", "night_flow"}, leak_keys
+    tickets = [row for row in http.get("/api/v1/tickets").json()
+               if row["problem_key"] == f"leak:{dma}"]
+    assert len(tickets) == 1, tickets
+    ticket = tickets[0]
+    assert set(ticket["alert_keys"]) == leak_keys and ticket["type"] == "leak"
+    assert {a["ticket_id"] for a in alerts if a["key"] in leak_keys} == {ticket["id"]}
+    ticket_id: int = ticket["id"]
+    return ticket_id
 
 
 def resolve_on_crew_page(base: str, ticket_ids: list[int]) -> None:
@@ -197,11 +212,11 @@ def test_a_leak_becomes_a_ticket_a_repair_and_is_verified_or_reopened_by_night_f
     with httpx.Client(base_url=service.base, headers=service.admin, timeout=60) as http:
         crew_id, token = set_up_bureau(http, county)
 
-        analysis_pass(service.settings.influx, county, service.base, token,
-                      tmp_path / "alerts.sqlite3", timeline.analysed)
-        leaks = {dma: leak_tickets(http, dma) for dma in (REPAIRED, PERSISTING)}
-        assert all(leaks.values()), leaks
-        worked = leaks[REPAIRED] + leaks[PERSISTING]
+        for moment in (timeline.analysed, timeline.followed_up):
+            analysis_pass(service.settings.influx, county, service.base, token,
+                          tmp_path / "alerts.sqlite3", moment)
+        leaks = {dma: leak_ticket(http, dma) for dma in (REPAIRED, PERSISTING)}
+        worked = [leaks[REPAIRED], leaks[PERSISTING]]
 
         result = http.post("/api/v1/schedule").json()
         placed = {a["ticket_id"]: a for a in result["assignments"]}
@@ -217,14 +232,13 @@ def test_a_leak_becomes_a_ticket_a_repair_and_is_verified_or_reopened_by_night_f
                 now=timeline.end)
         judged = {o.ticket_id: o.detail for o in outcomes}
         after = {t: http.get(f"/api/v1/tickets/{t}").json() for t in worked}
-    for ticket_id in leaks[REPAIRED]:
-        ticket = after[ticket_id]
-        assert ticket["status"] == "verified", judged[ticket_id]
-        nights = ticket["verification"]["nights"]
-        assert len(nights) == 3 and all(
-            flow <= ticket["verification"]["limit_m3h"] for flow in nights.values())
-    for ticket_id in leaks[PERSISTING]:
-        ticket = after[ticket_id]
-        assert (ticket["status"], ticket["reopen_count"]) == ("reopened", 1), judged[ticket_id]
-        first_night = next(iter(ticket["verification"]["nights"].values()))
-        assert first_night > ticket["verification"]["limit_m3h"]
+    held = after[leaks[REPAIRED]]
+    assert held["status"] == "verified", judged[held["id"]]
+    nights = held["verification"]["nights"]
+    assert len(nights) == 3 and all(
+        flow <= held["verification"]["limit_m3h"] for flow in nights.values())
+    persisting = after[leaks[PERSISTING]]
+    assert (persisting["status"], persisting["reopen_count"]) == ("reopened", 1), \
+        judged[persisting["id"]]
+    first_night = next(iter(persisting["verification"]["nights"].values()))
+    assert first_night > persisting["verification"]["limit_m3h"]
