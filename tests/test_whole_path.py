@@ -46,7 +46,7 @@ from common.schema import reading_line
 from common.settings import AnalysisSettings, ApiSettings, InfluxSettings, Settings
 from simulator.county import build_county
 from simulator.engine import CountySimulation
-from simulator.incidents import Incident
+from simulator.incidents import Incident, IncidentKind
 from simulator.messages import MessageBuilder, message_stream
 from tests.api.crewpage.live import serve
 
@@ -86,12 +86,13 @@ class Timeline:
 
 def simulated_lines(county: County, timeline: Timeline) -> tuple[list[str], list[str]]:
     """The collector's InfluxDB lines of every telemetry message: (until the repair, after)."""
+    growth: tuple[tuple[IncidentKind, datetime, float], ...] = (
+        ("background_leak", timeline.leak, LEAK_SHARE), ("burst", timeline.grows, BURST_SHARE))
     incidents = [
         Incident(kind=kind, target=f"{dma}-b1", start=start, magnitude=share, relative=True,
                  end=timeline.repair if dma == REPAIRED else None)
         for dma in (REPAIRED, PERSISTING)
-        for kind, start, share in (("background_leak", timeline.leak, LEAK_SHARE),
-                                   ("burst", timeline.grows, BURST_SHARE))
+        for kind, start, share in growth
     ]
     simulation = CountySimulation(county, incidents, timeline.start, SEED)
     before: list[str] = []
