@@ -570,6 +570,10 @@ def figure_rows(results: Sequence[ScaleResult]) -> list[tuple[str, list[str], st
     add("backfill: total, s", [sum(p.total_s for p in r.backfill.passes) for r in results])
     add("backfill: mean per day (incremental), s",
         [_mean([p.total_s for p in r.backfill_incremental()]) for r in results])
+    rows.append(("backfill: mean CPU s per day, Python / DB",
+                 [f"{_mean([p.cpu_s for p in r.backfill_incremental()]):,.1f} / "
+                  f"{_mean([p.db_cpu_s for p in r.backfill_incremental()]):,.1f}"
+                  for r in results], ""))
     add("backfill: slowest incremental day, s",
         [max((p.total_s for p in r.backfill_incremental()), default=float("nan"))
          for r in results])
