@@ -127,8 +127,9 @@ def read_only_session_factory(engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
-def _read_only_factory(request: Request) -> sessionmaker[Session]:
-    state = request.app.state
+def read_only_factory(app: Any) -> sessionmaker[Session]:
+    """The app's factory of read-only sessions (made on first use)."""
+    state = app.state
     factory: sessionmaker[Session] | None = getattr(state, "read_session_factory", None)
     if factory is None:
         factory = read_only_session_factory(state.engine)
@@ -142,7 +143,7 @@ async def get_read_session(request: Request) -> AsyncIterator[Session]:
     Closing it only hands the connection back to the pool (there is no transaction to roll
     back), so it stays on the event loop.
     """
-    session = _read_only_factory(request)()
+    session = read_only_factory(request.app)()
     try:
         yield session
     finally:

@@ -33,6 +33,7 @@ from api.errors import DomainError
 from api.notify.config import NotifyConfig, load_notify_config
 from api.notify.scheduled import ReminderLoop
 from api.notify.sender import WebhookSender, make_client
+from api.tickets.cache import AsyncVersionReader
 from api.tickets.rules import load_rules
 from api.tickets.views import router as tickets_router
 from common.influx import InfluxClient
@@ -159,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop: ReminderLoop | None = None
         http = make_client(notify_config.timeout_s)
+        # bound to this event loop: cached ticket pages are answered on it
+        app.state.version_reader = AsyncVersionReader.for_url(settings.api.database_url)
         if settings.api.notify_loop:
             loop = ReminderLoop(app.state.session_factory, notify_config,
                                 WebhookSender(http, notify_config.retry),
@@ -169,6 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if loop is not None:
                 loop.stop()
+            if app.state.version_reader is not None:
+                await app.state.version_reader.close()
+                app.state.version_reader = None
             http.close()
             influx.close()
             engine.dispose()

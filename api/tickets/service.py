@@ -3,7 +3,8 @@ update, and the checked lifecycle move. Every write is audited in the same trans
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,31 +108,42 @@ def get_all(
         [{**row, "allowed_next": _ALLOWED_NEXT[row["status"]]} for row in rows])
 
 
-def get_page_json(
-    *,
-    db_session: Session,
-    cache: ListingCache,
-    viewer: Principal,
-    statuses: Sequence[TicketStatus] = (),
-    crew_id: int | None = None,
-    village_id: str | None = None,
-    priority: Priority | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> bytes:
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """The filters and window of a ticket list page."""
+
+    statuses: tuple[TicketStatus, ...] = ()
+    crew_id: int | None = None
+    village_id: str | None = None
+    priority: Priority | None = None
+    limit: int = 100
+    offset: int = 0
+
+    def cache_key(self, viewer: Principal) -> Hashable:
+        """The page for this viewer's scope: everyone but a crew member sees the same."""
+        scope = ("crew", viewer.crew_id) if viewer.role is Role.CREW_MEMBER else ("all",)
+        return (scope, tuple(sorted(set(self.statuses))), self.crew_id, self.village_id,
+                self.priority, self.limit, self.offset)
+
+
+def get_page_json(*, db_session: Session, cache: ListingCache, viewer: Principal,
+                  query: PageQuery, version: int | None = None,
+                  version_known: bool = False) -> bytes:
     """:func:`get_all` as the JSON the API answers, from ``cache`` while no ticket changed.
 
-    The ticket table's version is read first: a page stored under it can only be newer.
+    The ticket table's version is read first (or given, ``version_known``): a page stored
+    under it can only be newer. Without a version (no ticket written yet) nothing is cached.
     """
-    scope = ("crew", viewer.crew_id) if viewer.role is Role.CREW_MEMBER else ("all",)
-    key = (scope, tuple(sorted(set(statuses))), crew_id, village_id, priority, limit, offset)
-    version = changes.current_version(db_session)
+    key = query.cache_key(viewer)
+    if not version_known:
+        version = changes.current_version(db_session)
     if version is not None:
         cached = cache.get(key, version)
         if cached is not None:
             return cached
-    page = get_all(db_session=db_session, viewer=viewer, statuses=statuses, crew_id=crew_id,
-                   village_id=village_id, priority=priority, limit=limit, offset=offset)
+    page = get_all(db_session=db_session, viewer=viewer, statuses=query.statuses,
+                   crew_id=query.crew_id, village_id=query.village_id,
+                   priority=query.priority, limit=query.limit, offset=query.offset)
     body = _TICKET_PAGE.dump_json(page)
     if version is not None:
         cache.put(key, version, body)

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from pydantic import BaseModel
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from api.audit import service as audit
 from api.audit.schemas import AuditRead
+from api.auth.security import Principal
+from api.db import read_only_factory
 from api.deps import (
     MAX_ROW_ID,
     AnyUser,
     ApiSettingsDep,
     Dispatcher,
     Offset,
-    ReadSessionDep,
     RowId,
     SessionDep,
 )
-from api.tickets import service, verification
-from api.tickets.cache import ListingCache
+from api.tickets import changes, service, verification
+from api.tickets.cache import AsyncVersionReader, ListingCache
 from api.tickets.models import Priority, TicketStatus
 from api.tickets.schemas import TicketCreate, TicketRead, TicketTransition, TicketUpdate
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
 
@@ -36,10 +42,18 @@ def listing_cache_of(app: FastAPI) -> ListingCache:
     return cache
 
 
+def _page_from_thread(app: FastAPI, viewer: Principal, query: service.PageQuery,
+                      version: int | None, version_known: bool) -> bytes:
+    factory: sessionmaker[Session] = read_only_factory(app)
+    with factory() as db_session:
+        return service.get_page_json(db_session=db_session, cache=listing_cache_of(app),
+                                     viewer=viewer, query=query, version=version,
+                                     version_known=version_known)
+
+
 @router.get("", response_model=list[TicketRead])
-def list_tickets(
+async def list_tickets(
     request: Request,
-    db_session: ReadSessionDep,
     viewer: AnyUser,
     ticket_status: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
     crew_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
@@ -50,11 +64,27 @@ def list_tickets(
 ) -> Response:
     """Soonest due first; ``status`` may repeat. A crew member sees only their crew's.
 
-    Pages are cached per process until a ticket changes (api/tickets/cache.py)."""
-    body = service.get_page_json(db_session=db_session, cache=listing_cache_of(request.app),
-                                 viewer=viewer, statuses=ticket_status or (), crew_id=crew_id,
-                                 village_id=village_id, priority=priority, limit=limit,
-                                 offset=offset)
+    Pages are cached per process until a ticket changes (api/tickets/cache.py): on
+    PostgreSQL a cached page costs one version read on the event loop; anything else runs
+    in a worker thread."""
+    app = request.app
+    query = service.PageQuery(statuses=tuple(ticket_status or ()), crew_id=crew_id,
+                              village_id=village_id, priority=priority, limit=limit,
+                              offset=offset)
+    reader: AsyncVersionReader | None = getattr(app.state, "version_reader", None)
+    version: int | None = None
+    version_known = False
+    if reader is not None:
+        try:
+            version, version_known = await reader.read(changes.TICKETS), True
+        except psycopg.Error as exc:  # the thread path reads it (or fails) the usual way
+            log.warning("ticket version read failed: %s", exc)
+        cached = listing_cache_of(app).get(query.cache_key(viewer), version) \
+            if version is not None else None
+        if cached is not None:
+            return Response(content=cached, media_type="application/json")
+    body = await run_in_threadpool(_page_from_thread, app, viewer, query, version,
+                                   version_known)
     return Response(content=body, media_type="application/json")
 
 
