@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
@@ -16,16 +17,28 @@ from api.models import Base
 from tests.api.conftest import _create_postgres_database, _drop_postgres_database
 
 
+@pytest.fixture(scope="module")
+def scratch_postgres() -> Iterator[str]:
+    """One PostgreSQL database for this module (each DROP DATABASE forces a checkpoint that
+    takes seconds on a busy machine), emptied before each test."""
+    name = _create_postgres_database()
+    try:
+        yield name
+    finally:
+        _drop_postgres_database(name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
         return
-    name = _create_postgres_database()
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        _drop_postgres_database(name)
+    name = request.getfixturevalue("scratch_postgres")
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}",
+                         autocommit=True) as connection:
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 def test_every_revision_upgrades_to_head_and_matches_the_models(empty_database: str) -> None:
