@@ -53,7 +53,7 @@ from api.periodic import run_periodically, stop_on_signals
 from api.tickets import verification
 from common.influx import InfluxClient
 from common.register import County
-from common.settings import Settings, get_settings
+from common.settings import MissingSecrets, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,9 @@ def _serve(settings: Settings, run_migrations: bool) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Carry out one parsed command."""
     command = args.command or "serve"
+    if command in ("serve", "background", "verify"):
+        # They read telemetry to verify repairs (the JWT secret is create_app's own check).
+        settings.require_secrets("influx")
     if command == "serve":
         return _serve(settings, not getattr(args, "no_migrate", False))
     if command == "migrate":
@@ -291,3 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomainError as exc:
         _say(f"error: {exc.detail}", error=True)
         return 1
+    except MissingSecrets as exc:
+        _say(f"error: {exc}", error=True)
+        return 2
