@@ -237,3 +237,17 @@ def test_an_unread_night_hour_neither_counts_nor_breaks_the_run():
                                            LeakParams(), index[-1])
     assert [f.subject for f in found] == [household.id]
     assert found[0].evidence["quiet_hours_never_idle"] == 4 * 4 - 1
+
+
+def test_a_silent_heavy_user_is_filled_in_with_its_own_usual_share_not_the_average():
+    index = _hours(3)
+    meters = [h.meter for h in ONE_DMA.households]
+    use = pd.DataFrame({m: np.full(len(index), 0.01) for m in meters}, index=index)
+    use[meters[0]] = 0.2  # a household drawing 20 times the others: 41% of the DMA
+    truth = use.sum(axis=1)
+    use.iloc[-12:, 0] = np.nan  # its meter goes silent for the last 12 hours
+    inflow = pd.DataFrame({ONE_DMA.dmas[0].inflow_meter: truth * 1.1})
+    hourly = leaks.dma_hourly(inflow, use, ONE_DMA, LeakParams())
+    silent = hourly.consumption[DMA].iloc[-12:]
+    assert silent.to_numpy() == pytest.approx(truth.iloc[-12:].to_numpy(), rel=0.05)
+    assert hourly.coverage[DMA].iloc[-1] == pytest.approx(29 / 30)
