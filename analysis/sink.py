@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,25 +147,27 @@ class ApiSink:
 
 
 def _alert_time_ns(alert: Alert) -> int:
-    """The change's time (ns), plus a sub-millisecond offset fixed by the key.
-
-    Two alerts with the same tags changing in the same pass would otherwise share series and
-    time and overwrite each other; the offset keeps them apart and keeps a rewrite of the
-    same change on the same point.
-    """
+    """The change's time in ns: ``resolved_at`` for a resolution, else ``updated_at``."""
     moment = alert.resolved_at if alert.status is AlertStatus.RESOLVED and alert.resolved_at \
         else alert.updated_at
-    return to_millis(moment) * 1_000_000 + zlib.crc32(alert.key.encode()) % 1_000_000
+    return to_millis(moment) * 1_000_000
 
 
 def alert_line(alert: Alert) -> str:
-    """The ``alert`` measurement's point for one change, as line protocol (ns precision)."""
+    """The ``alert`` measurement's point for one change, as line protocol (ns precision).
+
+    One series per alert: the key is a tag (two alerts of one kind on one device, say two
+    quality parameters of one analyser, never share a series) and the severity a field, so
+    an escalation moves the alert's one series on rather than leaving the old severity's
+    series open.
+    """
     place = alert.place
-    tags = {"kind": alert.kind.value, "severity": alert.severity.value,
+    tags = {"kind": alert.kind.value, "alert_key": alert.key,
             "village": place.village or "", "dma": place.dma or "",
             "device": place.device or place.household or ""}
     fields: dict[str, float | int | bool | str] = {
-        "key": alert.key, "open": alert.status is AlertStatus.OPEN, "title": alert.title}
+        "key": alert.key, "open": alert.status is AlertStatus.OPEN, "title": alert.title,
+        "severity": alert.severity.value}
     return f"{series_key('alert', tags)} {format_fields(fields)} {_alert_time_ns(alert)}"
 
 

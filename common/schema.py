@@ -55,8 +55,9 @@ ANALYSIS_FIELDS: Final[dict[str, dict[str, str]]] = {
         "days_to_shortfall": "float", "guarantee_rate_pct": "float",
         "well_margin_m": "float", "plan_level": "integer",
     },
-    # one point per alert change; tags kind, severity, village, dma, device
-    "alert": {"key": "string", "open": "boolean", "title": "string"},
+    # one point per alert change, one series per alert; tags kind, alert_key, village, dma,
+    # device
+    "alert": {"key": "string", "open": "boolean", "title": "string", "severity": "string"},
 }
 TAGS: Final = ("device", "village", "dma", "gateway")
 #: per reading kind, the contract fields stored as they are (derived ones are computed)

@@ -27,14 +27,14 @@ SEVERITIES = ("critical", "high", "medium", "low")
 def _alert_states(standards: Standards) -> str:
     """Each alert's latest change: its ``open`` flag and its severity then, as ``level``.
 
-    An alert is one series per kind/village/dma/device *and severity*; grouping by the
-    place only and taking the severity from the same (latest) point counts an alert whose
-    severity rose once, at its current severity (the older severity's series is never
-    closed by the analysis).
+    An alert is one series (tag ``alert_key``), its severity a field: grouping by the key
+    counts two alerts of one kind on one device apart, and an escalated alert once, at its
+    latest severity. ``kind`` rides along for the panels that group by it (a key never
+    changes kind).
     """
     return ('SELECT last("open") AS "open", "severity" AS "level" FROM "alert" WHERE '
             f"{IN_VILLAGES} AND time > now() - {standards.current_state_lookback} "
-            'GROUP BY "kind", "village", "dma", "device"')
+            'GROUP BY "kind", "alert_key"')
 
 
 def _open_at(standards: Standards, severity: str) -> str:

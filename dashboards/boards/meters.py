@@ -71,7 +71,7 @@ def build(standards: Standards) -> Board:
         [influxql('SELECT "level", "title", "key" FROM (SELECT last("open") AS "open", '
                   '"severity" AS "level", "title", "key" FROM "alert" WHERE '
                   f"{IN_VILLAGES} AND \"kind\" = 'valve_closed' AND time > now() - "
-                  f'{standards.current_state_lookback} GROUP BY "village", "device") '
+                  f'{standards.current_state_lookback} GROUP BY "village", "device", "alert_key") '
                   'WHERE "open" = true GROUP BY "village", "device"',
                   ("time", "level", "title", "key"), tags=("village", "device"),
                   table=True)],

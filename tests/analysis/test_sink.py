@@ -175,6 +175,23 @@ def test_alert_points_of_one_pass_do_not_overwrite_each_other(
     assert influx.count("alert", "key") == 2
 
 
+def test_an_escalated_alert_stays_one_series_and_reads_at_its_latest_severity(
+        tracker: AlertTracker, influx: InfluxClient) -> None:
+    def quality(severity: Severity) -> Finding:
+        return Finding(kind=AlertKind.QUALITY_LIMIT, subject="q-v001:turbidity_ntu",
+                       severity=severity, title="turbidity out of limits",
+                       place=Place(village="v001", device="q-v001"), started_at=T0)
+
+    tracker.apply_findings([quality(Severity.MEDIUM)], {}, T0)
+    tracker.apply_findings([quality(Severity.CRITICAL)], {}, T0 + timedelta(hours=1))
+    assert InfluxAlertSink(influx).deliver(tracker).complete
+    series = influx.query('SHOW SERIES FROM "alert"')[0].records()
+    assert len(series) == 1
+    [state] = influx.query('SELECT last("open") AS "open", "severity" FROM "alert" '
+                           'GROUP BY "alert_key"')[0].records()
+    assert state["open"] is True and state["severity"] == "critical"
+
+
 def test_dma_kpis_are_stamped_at_the_start_of_the_local_day() -> None:
     days = pd.DataFrame({"dma": ["dma-v001"], "village": ["v001"],
                          "day": [pd.Timestamp("2026-06-02").date()], "inflow_m3": [120.0],
