@@ -10,6 +10,10 @@ then drain the outboxes: ``alert`` points to InfluxDB and the changes to the tic
 with a growing delay (up to the interval) and changes the ticket service could not take
 stay in the outbox, retried with backoff between passes. Nothing is lost across restarts:
 alert state and the outbox are in SQLite.
+
+The readings cache is saved after every pass (in a background thread) next to the SQLite
+state, as ``<state_db stem>.readings.npz`` (:func:`snapshot_path`); a restarted worker loads
+it and reads only the hours after it (plus ``reread_h``), not the whole lookback.
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ def load_register(path: Path) -> County:
         raise ConfigurationError(f"asset register {path}: {exc}") from exc
 
 
+def snapshot_path(state_db: Path) -> Path:
+    """Where the worker keeps its readings snapshot: next to its SQLite state."""
+    return state_db.with_name(f"{state_db.stem}.readings.npz")
+
+
 @dataclass(frozen=True, slots=True)
 class PassReport:
     """What one pass did; durations in seconds."""
@@ -100,7 +109,8 @@ class Worker:
         lookback = max(section.lookback_days, params.lookback_days)
         self.cache = ReadingCache(source, lookback=timedelta(days=lookback),
                                   reread=timedelta(hours=section.reread_h),
-                                  reload=timedelta(hours=section.reload_h))
+                                  reload=timedelta(hours=section.reload_h),
+                                  snapshot=snapshot_path(section.state_db))
         self.alert_points = InfluxAlertSink(influx)
 
     @classmethod
@@ -121,6 +131,7 @@ class Worker:
                    tracker=AlertTracker(section.state_db, targets=targets), api=api)
 
     def close(self) -> None:
+        self.cache.wait()  # a snapshot being written is finished, not left half-way
         self.tracker.close()
         self.influx.close()
         if self.api is not None:
@@ -139,6 +150,7 @@ class Worker:
         api = self.deliver_alerts()  # first: an InfluxDB failure below must not hold it up
         points = write_results(self.influx, analysis, self.register)
         influx = self.alert_points.deliver(self.tracker)
+        self.cache.save()
         report = PassReport(
             now=stamp, refresh=self.cache.last_refresh, rows=len(readings),
             findings=len(analysis.findings), changes=len(changes),

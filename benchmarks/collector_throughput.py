@@ -43,6 +43,7 @@ from typing import Any, Protocol
 import httpx
 import paho.mqtt.client as mqtt
 import psutil
+from _revision import code_revision
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common.contract import Channel, MeterReading, Reading, TelemetryMessage, topic
@@ -54,6 +55,7 @@ from common.settings import InfluxSettings
 log = logging.getLogger("benchmarks.collector_throughput")
 
 REPO = Path(__file__).resolve().parents[1]
+MEASURED = ("collector", "common")  # code_revision marks changes under these
 NODERED = REPO / "benchmarks" / "nodered"
 GATEWAYS = 20
 DEVICES_PER_GATEWAY = 150  # 3,000 meters: about ten villages' worth
@@ -599,18 +601,6 @@ def checks(runs: Sequence[Run], summary: dict[str, dict[str, Any]]) -> list[Chec
     return out
 
 
-def code_revision() -> str:
-    """The commit measured, marked dirty when collector/ or common/ has uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "collector", "common"],
-                               cwd=REPO, check=True, capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}{'+uncommitted' if dirty.strip() else ''}"
-
-
 def report(plan: Plan, runs: Sequence[Run], load: tuple[float, float]) -> bool:
     """Print the table and the target checks; True if every target passed."""
     summary = summarise(runs)
@@ -619,7 +609,7 @@ def report(plan: Plan, runs: Sequence[Run], load: tuple[float, float]) -> bool:
         f"{plan.per_message}, {plan.collectors} collector process(es), "
         f"median of {plan.repeat} round(s); "
         f"load average {load[0]:.1f} before, {load[1]:.1f} after, {os.cpu_count()} CPUs; "
-        f"code {code_revision()}\n\n")
+        f"code {code_revision(REPO, *MEASURED)}\n\n")
     out(f"{'variant':<40}{'readings/s':>12}{'min-max':>18}{'CPU s/10k':>11}{'peak MB':>9}\n")
     for variant, label in LABELS.items():
         if variant not in summary:
@@ -654,7 +644,7 @@ def write_json(plan: Plan, runs: Sequence[Run], load: tuple[float, float],
         return
     document = {
         "readings": plan.readings, "per_message": plan.per_message, "repeat": plan.repeat,
-        "load_average": load, "code": code_revision(), "summary": summary,
+        "load_average": load, "code": code_revision(REPO, *MEASURED), "summary": summary,
         "collectors": plan.collectors,
         "checks": [{"name": n, "value": v, "sense": s, "target": t, "each": e}
                    for n, v, s, t, e in results],

@@ -178,6 +178,28 @@ class InfluxClient:
                 )
         return series
 
+    def query_csv(self, influxql: str, *, epoch: str = "ms") -> bytes:
+        """One InfluxQL statement's answer as InfluxDB's CSV (1.6+; ``Accept: application/csv``).
+
+        Columns ``name,tags,time,<fields>``; ``tags`` as ``key=value`` (escaped as in line
+        protocol), empty cells for nulls, booleans ``true``/``false``; empty when nothing
+        matched. Parsing this with a C CSV reader costs a fraction of the JSON answer's
+        Python objects (``analysis/source.py``). Raises InfluxRejected when the statement
+        fails.
+        """
+        response = self._request(
+            "POST",
+            "/query",
+            params={"db": self.settings.database, "epoch": epoch},
+            data={"q": influxql},
+            headers={"Accept": "application/csv"},
+        )
+        body = response.content
+        if body.startswith(b"error\n") or body.startswith(b"error\r\n"):
+            message = body.split(b"\n", 1)[1].strip().strip(b'"').decode(errors="replace")
+            raise InfluxRejected(f"InfluxQL error: {message}")
+        return body
+
     def ensure_database(self) -> None:
         if self.settings.create_database:
             self.query(f'CREATE DATABASE "{self.settings.database}"')

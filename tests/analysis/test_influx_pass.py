@@ -1,5 +1,6 @@
 """Worker passes through a real InfluxDB: a scripted leak becomes an alert, KPIs are written,
-a second pass changes nothing, an InfluxDB outage is ridden out, export round-trips."""
+a second pass changes nothing, an InfluxDB outage is ridden out, a restarted worker picks up
+its readings snapshot, export round-trips."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 
 from analysis.cli import main
 from analysis.params import AnalysisParams
+from analysis.pipeline import analyse
 from analysis.source import read_csv
 from analysis.tracker import AlertTracker, Target
-from analysis.worker import Worker
+from analysis.worker import Worker, snapshot_path
 from common.influx import InfluxClient, InfluxUnavailable
 from common.localservices import InfluxDB
 from common.settings import AnalysisSettings, InfluxSettings, get_settings
@@ -31,7 +33,11 @@ def leaky(influx: InfluxClient) -> Stored:
     return store_simulation(influx, 2, 30, 4.5, incidents=incidents)
 
 
-def worker_for(influx: InfluxClient, stored: Stored, state: Path) -> Worker:
+def worker_for(influx: InfluxClient, stored: Stored, state: Path, *,
+               own_client: bool = False) -> Worker:
+    """``own_client``: the worker gets a client of its own (``close()`` closes it)."""
+    if own_client:
+        influx = InfluxClient(influx.settings)
     section = AnalysisSettings(state_db=state, api_url="", detail_h=24.0, reread_h=2.0)
     return Worker(section, register=stored.county, params=AnalysisParams(), influx=influx,
                   tracker=AlertTracker(state, targets=(Target.INFLUX,)), api=None)
@@ -56,6 +62,50 @@ def test_a_pass_raises_the_scripted_leak_and_writes_kpis_and_the_alert_point(
     assert "night_flow:dma-v002" in {a.key for a in worker.tracker.open_alerts()}
     assert later.changes <= report.changes  # the leak is not raised twice
     worker.close()
+
+
+def test_a_restarted_worker_reads_only_what_is_newer_than_its_snapshot_and_finds_the_same(
+        influx: InfluxClient, leaky: Stored, tmp_path: Path) -> None:
+    state = tmp_path / "restarted" / "alerts.sqlite3"
+    state.parent.mkdir()
+    before = worker_for(influx, leaky, state, own_client=True)
+    assert before.run_pass(NOW - timedelta(hours=3)).refresh == "full"
+    before.close()  # waits for the snapshot
+    assert snapshot_path(state).exists()
+
+    restarted = worker_for(influx, leaky, state, own_client=True)
+    report = restarted.run_pass(NOW)
+    assert report.refresh == "restored"
+    fresh_state = tmp_path / "fresh" / "alerts.sqlite3"
+    fresh_state.parent.mkdir()
+    fresh = worker_for(influx, leaky, fresh_state, own_client=True)
+    assert fresh.run_pass(NOW).refresh == "full"
+
+    def found(worker: Worker) -> list[tuple[str, str, str]]:
+        analysis = analyse(worker.cache.frame, leaky.county, worker.params, NOW)
+        return sorted((f.kind, f.subject, f.severity) for f in analysis.findings)
+
+    assert found(restarted) == found(fresh)
+    assert ("night_flow", "dma-v002") in {f[:2] for f in found(restarted)}
+    assert ({a.key for a in restarted.tracker.open_alerts()}
+            == {a.key for a in fresh.tracker.open_alerts()})
+    restarted.close()
+    fresh.close()
+
+
+def test_a_worker_with_a_corrupt_snapshot_reads_everything(
+        influx: InfluxClient, leaky: Stored, tmp_path: Path) -> None:
+    state = tmp_path / "alerts.sqlite3"
+    snapshot_path(state).write_bytes(b"PK\x03\x04 half a zip")
+    worker = worker_for(influx, leaky, state, own_client=True)
+    report = worker.run_pass(NOW)
+    assert report.refresh == "full"
+    assert "night_flow:dma-v002" in {a.key for a in worker.tracker.open_alerts()}
+    worker.close()
+    again = worker_for(influx, leaky, state, own_client=True)
+    # the next start uses the snapshot this worker wrote
+    assert again.run_pass(NOW + timedelta(minutes=15)).refresh == "restored"
+    again.close()
 
 
 def test_a_pass_during_an_influxdb_outage_fails_cleanly_and_the_next_one_works(

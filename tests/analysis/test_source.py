@@ -15,11 +15,13 @@ from analysis.source import (
     ReadingCache,
     default_plan,
     dma_groups,
+    parse_csv,
     read_csv,
+    wide_to_long,
     write_csv,
 )
 from common.contract import TelemetryMessage
-from common.influx import InfluxClient
+from common.influx import InfluxClient, InfluxRejected
 from common.register import County
 from common.schema import reading_line
 from simulator.county import build_county
@@ -168,3 +170,90 @@ def test_the_offline_csv_round_trips(tmp_path: Path) -> None:
     back = read_csv(path)
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
     assert back["device"].iloc[0] == "78330011223344"  # ids stay strings
+
+
+def test_influxdb_csv_answers_parse_with_nulls_booleans_and_escaped_tags(
+        influx: InfluxClient) -> None:
+    influx.write_lines([
+        'pump,device=p-1 running=true,frequency_hz=50.0,fault_code=3i 1000',
+        'pump,device=p-1 running=false 2000',
+        'pump,device=p\\,2 frequency_hz=49.5 2000',
+    ])
+    body = influx.query_csv('SELECT "running", "frequency_hz", "fault_code" FROM "pump" '
+                            'GROUP BY "device"')
+    wide = parse_csv(body, "pump")
+    assert list(wide.columns) == ["time", "device", "running", "frequency_hz", "fault_code"]
+    assert set(wide["device"]) == {"p-1", "p,2"}
+    long = wide_to_long(wide, "pump").astype({"device": str, "field": str})
+    got = {(row.time.value // 1_000_000, row.device, row.field): row.value
+           for row in long.itertuples()}
+    assert got == {(1000, "p-1", "running"): 1.0, (1000, "p-1", "frequency_hz"): 50.0,
+                   (1000, "p-1", "fault_code"): 3.0, (2000, "p-1", "running"): 0.0,
+                   (2000, "p,2", "frequency_hz"): 49.5}
+    assert parse_csv(influx.query_csv('SELECT "running" FROM "pump" WHERE time > now()'),
+                     "pump").empty
+    with pytest.raises(InfluxRejected):
+        influx.query_csv("SELEKT nonsense")
+
+
+def _cache(source: InfluxSource, snapshot: Path | None) -> ReadingCache:
+    return ReadingCache(source, lookback=timedelta(days=1.5), reread=timedelta(hours=2),
+                        reload=timedelta(days=1), snapshot=snapshot)
+
+
+def test_a_cache_restored_from_its_snapshot_refreshes_as_the_one_that_kept_running(
+        influx: InfluxClient, stored: Stored, tmp_path: Path) -> None:
+    source = InfluxSource(influx, stored.county, detail=timedelta(hours=12))
+    snapshot = tmp_path / "readings.npz"
+    running = _cache(source, snapshot)
+    running.refresh(stored.end - timedelta(hours=9))
+    running.save()
+    running.wait()
+    assert snapshot.exists() and len(running.snapshot_writes) == 1
+    restarted = _cache(source, snapshot)
+    after_restart = plain(restarted.refresh(stored.end))
+    assert restarted.last_refresh == "restored"
+    kept_running = plain(running.refresh(stored.end))
+    assert running.last_refresh == "incremental"
+    pd.testing.assert_frame_equal(after_restart, kept_running)
+    # and the restored cache keeps going incrementally
+    restarted.refresh(stored.end + timedelta(minutes=15))
+    assert restarted.last_refresh == "incremental"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "other_plan"])
+def test_an_unusable_snapshot_falls_back_to_a_full_read(
+        influx: InfluxClient, stored: Stored, tmp_path: Path, damage: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    source = InfluxSource(influx, stored.county, detail=timedelta(hours=12))
+    snapshot = tmp_path / "readings.npz"
+    first = _cache(source, snapshot)
+    first.refresh(stored.end - timedelta(hours=9))
+    first.save()
+    first.wait()
+    if damage == "truncated":
+        snapshot.write_bytes(snapshot.read_bytes()[:5000])
+    elif damage == "garbage":
+        snapshot.write_bytes(b"not a snapshot")
+    else:
+        source = InfluxSource(influx, stored.county, detail=timedelta(hours=6))
+    cache = _cache(source, snapshot)
+    with caplog.at_level("WARNING", logger="analysis.source"):
+        got = plain(cache.refresh(stored.end))
+    assert cache.last_refresh == "full"
+    assert "not used" in caplog.text
+    fresh = plain(source.read(stored.end - timedelta(days=1.5), stored.end))
+    pd.testing.assert_frame_equal(got, fresh)
+
+
+def test_a_stale_snapshot_is_reloaded_on_the_reload_schedule(
+        influx: InfluxClient, stored: Stored, tmp_path: Path) -> None:
+    source = InfluxSource(influx, stored.county, detail=timedelta(hours=12))
+    snapshot = tmp_path / "readings.npz"
+    first = _cache(source, snapshot)
+    first.refresh(stored.end - timedelta(days=1, hours=1))
+    first.save()
+    first.wait()
+    cache = _cache(source, snapshot)  # reload: one day after the snapshot's full read
+    cache.refresh(stored.end)
+    assert cache.last_refresh == "full"
