@@ -8,10 +8,12 @@ measurement     rows in the long frame
 ==============  =======================================================================
 ``meter``       ``volume_m3``: the last per device and UTC hour, stamped at the hour's
                 start (meters read on the hour). State fields (``valve``, ``battery_low``,
-                ``tamper``, ``status``, ``balance_yuan``): only readings with the valve
-                not open, a low battery or tamper, plus each meter's latest reading per
-                query chunk (day): a normal meter adds one state row a day, not 24.
-                One raw query per chunk, summarised in Python (:func:`meter_rows`).
+                ``tamper``, ``balance_yuan``): only readings with the valve not open, a
+                low battery or tamper, plus each meter's latest reading per query chunk
+                (day): a normal meter adds one state row a day, not 24. One raw query
+                per chunk, summarised in Python (:func:`meter_rows`). The meter's
+                ``status`` word is not read: no detector uses it, and every field read
+                costs InfluxDB time on every meter point.
 ``dma_inflow``  every point (15-minute flow and cumulative volume).
 ``pump``        every point over the last ``detail`` hours; older hours as hourly means
 ``tank``        (stamped at the half hour; ``fault_code`` as the hourly maximum; the
@@ -36,6 +38,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -58,10 +61,11 @@ from common.schema import FIELDS
 log = logging.getLogger(__name__)
 
 HOUR = pd.Timedelta(hours=1)
+DAY = pd.Timedelta(days=1)
 _HOUR_MS = 3_600_000
 NO_OFFSET = pd.Timedelta(0)
 Span = Literal["all", "history", "detail"]
-_METER_STATES = ("valve", "battery_low", "tamper", "status", "balance_yuan")
+_METER_STATES = ("valve", "battery_low", "tamper", "balance_yuan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,13 +398,30 @@ class InfluxSource:
         self.chunk = pd.Timedelta(chunk)
         self.parallel = parallel
         self._groups = dma_groups(register, self.chunk / HOUR, max_points)
+        #: the meters of each DMA group (None: every meter, no register to group by)
+        self._group_devices: list[list[str] | None] = (
+            [None] if self._groups == [[]] or register is None else
+            [[h.meter for h in register.households if h.dma in set(group)]
+             for group in self._groups])
+        self._per_dma_kinds = sorted({s.measurement for s in self.plan if s.per_dma})
+
+    @property
+    def parts(self) -> int:
+        """Pieces one chunk of time is re-read in (:meth:`read_part`): the per-DMA
+        selections group by group, then everything else."""
+        return len(self._groups) + 1
 
     def detail_start(self, end: datetime) -> pd.Timestamp:
         """Where the raw detail window begins for a read ending at ``end`` (whole hour)."""
         return _hour_floor(require_aware(end, "end") - self.detail)
 
-    def _tasks(self, start: pd.Timestamp, end: pd.Timestamp) -> list[_Task]:
-        detail_start = max(start, self.detail_start(end.to_pydatetime()))
+    def _tasks(self, start: pd.Timestamp, end: pd.Timestamp,
+               detail_end: pd.Timestamp | None = None) -> list[_Task]:
+        """``detail_end``: the read the detail window belongs to ends there (default
+        ``end``); a re-read of older hours reads them as that read did."""
+        edge = self.detail_start((detail_end if detail_end is not None else end)
+                                 .to_pydatetime())
+        detail_start = min(max(start, edge), end)
         tasks: list[_Task] = []
         for selection in self.plan:
             low, high = {"all": (start, end), "history": (start, detail_start),
@@ -434,6 +455,28 @@ class InfluxSource:
     def read(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Every chunk of ``[start, end)`` as one time-sorted long frame."""
         return concat(list(self.chunks(start, end)))
+
+    def read_part(self, start: pd.Timestamp, end: pd.Timestamp, part: int,
+                  detail_end: pd.Timestamp) -> pd.DataFrame:
+        """Piece ``part`` (of :attr:`parts`) of ``[start, end)`` as a read ending at
+        ``detail_end`` holds it: DMA group ``part``'s meters, or (the last part) the rest."""
+        every = self._tasks(start, end, detail_end)
+        if part < len(self._groups):
+            tasks = [t for t in every if t.selection.per_dma and t.dmas == self._groups[part]]
+        else:
+            tasks = [t for t in every if not t.selection.per_dma]
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            return concat(list(pool.map(self._run, tasks)))
+
+    def part_rows(self, frame: pd.DataFrame, part: int) -> np.ndarray:
+        """Which rows of a long frame piece ``part`` reads (any time)."""
+        per_dma = frame["kind"].isin(self._per_dma_kinds).to_numpy()
+        if part == len(self._groups):
+            return ~per_dma
+        devices = self._group_devices[part]
+        if devices is None:
+            return per_dma
+        return per_dma & frame["device"].isin(devices).to_numpy()
 
 
 def coarsen(frame: pd.DataFrame, before: pd.Timestamp,
@@ -536,21 +579,25 @@ def load_snapshot(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 class ReadingCache:
-    """The worker's history in memory: a full read now and then, the newest hours each pass.
+    """The worker's history in memory: the newest hours each pass, the rest re-read slowly.
 
-    :meth:`refresh` reads everything in ``lookback`` on the first call, every ``reload`` and
-    when time goes backwards; otherwise only from ``reread`` before the previous read's end
-    (catching readings that arrived late), replacing the cached rows from there on. Pump,
-    tank and analyser rows that leave the detail window are coarsened as the history
-    queries would have returned them. The cached frame is kept in time order, so a refresh
-    slices it and appends the new rows without sorting it again.
+    :meth:`refresh` reads everything in ``lookback`` on the first call and when time goes
+    backwards; otherwise only from ``reread`` before the previous read's end (readings that
+    arrived a little late), replacing the cached rows from there on. Readings replayed later
+    than that (a gateway's outbox after a long outage) are caught by the *rolling re-read*:
+    each refresh also re-reads the next few pieces of the older history (a UTC day's meters
+    of one DMA group, or its other readings: :meth:`InfluxSource.read_part`), oldest first,
+    as many as keep the whole lookback re-read once every ``reload`` (at most a sixteenth of
+    it per refresh), so no pass has to read the whole lookback again. Pump, tank and
+    analyser rows that leave the detail window are coarsened as the history queries would
+    have returned them. The cached frame is kept in time order, so a refresh slices it and
+    appends the new rows without sorting it again.
 
     ``snapshot``: a file the cache is saved to (:meth:`save`, in a background thread) and
     restored from on the first refresh, so a restarted worker reads only what is newer than
-    the snapshot (plus ``reread``) instead of the whole lookback. The snapshot keeps the
-    time of its last full read: ``reload`` counts from there across restarts. A snapshot
-    that is unreadable or was written for another lookback, detail window or plan is
-    ignored (logged) and the lookback is read in full.
+    the snapshot (plus ``reread``) instead of the whole lookback; the rolling re-read goes on
+    where it stood. A snapshot that is unreadable or was written for another lookback,
+    detail window or plan is ignored (logged) and the lookback is read in full.
     """
 
     def __init__(self, source: InfluxSource, *, lookback: timedelta, reread: timedelta,
@@ -562,15 +609,19 @@ class ReadingCache:
         self.snapshot = snapshot
         self._aggregates = history_aggregates(source.plan)
         self._frame: pd.DataFrame | None = None
-        self._loaded_at: pd.Timestamp | None = None
         self._read_until: pd.Timestamp | None = None
         #: cached rows before this are hourly aggregates already (see :func:`coarsen`)
         self._coarse_before: pd.Timestamp | None = None
+        #: the rolling re-read: the next (UTC day, part) to re-read, and pieces owed
+        self._cursor: tuple[pd.Timestamp, int] | None = None
+        self._owed = 0.0
         self._restore_tried = snapshot is None
         self._writer: threading.Thread | None = None
         #: what the last refresh did: "full", "incremental" or "restored" (incremental
         #: from a snapshot)
         self.last_refresh = ""
+        #: pieces of older history the last refresh re-read (the rolling re-read)
+        self.last_reread = 0
         #: seconds each finished snapshot write took (background thread)
         self.snapshot_writes: list[float] = []
 
@@ -583,7 +634,8 @@ class ReadingCache:
         plan = [[s.measurement, list(s.fields), dict(s.aggregates), s.label_offset.value,
                  s.where, s.latest, s.span, s.meter_summary] for s in self.source.plan]
         return {"version": SNAPSHOT_VERSION, "lookback_ns": self.lookback.value,
-                "detail_ns": self.source.detail.value, "plan": plan}
+                "detail_ns": self.source.detail.value, "plan": plan,
+                "parts": self.source.parts}
 
     def refresh(self, end: datetime) -> pd.DataFrame:
         """The long readings in ``[end - lookback, end)``, reading InfluxDB as needed."""
@@ -591,10 +643,11 @@ class ReadingCache:
         start = _hour_floor(stop - self.lookback)
         detail_start = max(start, self.source.detail_start(stop.to_pydatetime()))
         restored = self._restore() if not self._restore_tried else False
-        if (self._frame is None or self._loaded_at is None or self._read_until is None
-                or stop - self._loaded_at >= self.reload or stop < self._read_until):
+        self.last_reread = 0
+        if (self._frame is None or self._read_until is None or stop < self._read_until
+                or self._read_until <= start):
             frame = self.source.read(start.to_pydatetime(), stop.to_pydatetime())
-            self._loaded_at = stop
+            self._cursor, self._owed = None, 0.0
             self.last_refresh = "full"
         else:
             since = max(start, _hour_floor(self._read_until - self.reread))
@@ -609,12 +662,50 @@ class ReadingCache:
             aged = coarsen(frame.iloc[old:raw], detail_start, self._aggregates)
             frame = concat([frame.iloc[first:old], aged, frame.iloc[raw:last], fresh],
                            in_order=True)
+            frame = self._reread_older(frame, start, since, stop, stop - self._read_until)
             self.last_refresh = "restored" if restored else "incremental"
         self._frame = frame
         self._read_until = stop
         self._coarse_before = detail_start
-        log.info("readings: %s refresh, %d rows in memory", self.last_refresh, len(frame))
+        log.info("readings: %s refresh, %d older pieces re-read, %d rows in memory",
+                 self.last_refresh, self.last_reread, len(frame))
         return frame
+
+    def _reread_older(self, frame: pd.DataFrame, start: pd.Timestamp, since: pd.Timestamp,
+                      stop: pd.Timestamp, elapsed: pd.Timedelta) -> pd.DataFrame:
+        """The rolling re-read (class docs): the pieces owed for ``elapsed``, replaced."""
+        parts = self.source.parts
+        first_day = _floor(start, DAY)
+        pieces = parts * max(1, math.ceil((since - first_day) / DAY))
+        self._owed = min(self._owed + pieces * (elapsed / self.reload), float(pieces))
+        count = min(int(self._owed), max(1, math.ceil(pieces / 16)))
+        day, part = self._cursor if self._cursor is not None else (first_day, 0)
+        read: list[tuple[pd.Timestamp, pd.Timestamp, int, pd.DataFrame]] = []
+        while len(read) < count:
+            if day < first_day:
+                day, part = first_day, 0
+            low, high = max(day, start), min(day + DAY, since)
+            if low >= high:  # reached the hours read afresh: start over next time
+                day, part = first_day, 0
+                break
+            read.append((low, high, part, self.source.read_part(low, high, part, stop)))
+            day, part = (day, part + 1) if part + 1 < parts else (day + DAY, 0)
+        self._cursor = (day, part)
+        self._owed -= len(read)
+        self.last_reread = len(read)
+        if not read:
+            return frame
+        low = min(r[0] for r in read)
+        high = max(r[1] for r in read)
+        begin, end = (int(frame["time"].searchsorted(m, side="left")) for m in (low, high))
+        region = frame.iloc[begin:end]
+        times = region["time"]
+        replaced = np.zeros(len(region), dtype=bool)
+        for piece_low, piece_high, piece, _ in read:
+            replaced |= (((times >= piece_low) & (times < piece_high)).to_numpy()
+                         & self.source.part_rows(region, piece))
+        region = concat([region[~replaced], *(r[3] for r in read)])
+        return concat([frame.iloc[:begin], region, frame.iloc[end:]], in_order=True)
 
     def _restore(self) -> bool:
         """Load the snapshot, if there is a usable one (first refresh only)."""
@@ -627,15 +718,18 @@ class ReadingCache:
             for key, value in expected.items():
                 if meta.get(key) != value:
                     raise SnapshotError(f"written with another {key.removesuffix('_ns')}")
-            loaded_at, read_until, coarse_before = (
-                pd.Timestamp(meta[key]) for key in ("loaded_at", "read_until", "coarse_before"))
+            read_until, coarse_before = (pd.Timestamp(meta[key])
+                                         for key in ("read_until", "coarse_before"))
+            cursor = meta.get("cursor")
+            owed = float(meta.get("owed", 0.0))
         except (SnapshotError, KeyError, ValueError, TypeError) as exc:
             log.warning("readings snapshot %s not used (%s): reading the whole lookback",
                         self.snapshot, exc)
             return False
         self._frame = frame
-        self._loaded_at, self._read_until, self._coarse_before = (
-            loaded_at, read_until, coarse_before)
+        self._read_until, self._coarse_before = read_until, coarse_before
+        self._cursor = (pd.Timestamp(cursor[0]), int(cursor[1])) if cursor else None
+        self._owed = owed
         log.info("readings: restored %d rows read until %s from %s", len(frame),
                  read_until.isoformat(), self.snapshot)
         return True
@@ -643,13 +737,16 @@ class ReadingCache:
     def save(self) -> None:
         """Write the cache to ``snapshot`` in a background thread (after an earlier write has
         finished). No-op without a snapshot file or before the first refresh."""
-        if (self.snapshot is None or self._frame is None or self._loaded_at is None
-                or self._read_until is None or self._coarse_before is None):
+        if (self.snapshot is None or self._frame is None or self._read_until is None
+                or self._coarse_before is None):
             return
         self.wait()
+        cursor = ([self._cursor[0].isoformat(), self._cursor[1]]
+                  if self._cursor is not None else None)
         meta = self._fingerprint() | {
-            "loaded_at": self._loaded_at.isoformat(), "read_until": self._read_until.isoformat(),
-            "coarse_before": self._coarse_before.isoformat()}
+            "read_until": self._read_until.isoformat(),
+            "coarse_before": self._coarse_before.isoformat(), "cursor": cursor,
+            "owed": self._owed}
         arrays = snapshot_arrays(self._frame, meta)
         path = self.snapshot
 

@@ -13,7 +13,9 @@ alert state and the outbox are in SQLite.
 
 The readings cache is saved after every pass (in a background thread) next to the SQLite
 state, as ``<state_db stem>.readings.npz`` (:func:`snapshot_path`); a restarted worker loads
-it and reads only the hours after it (plus ``reread_h``), not the whole lookback.
+it and reads only the hours after it (plus ``reread_h``), not the whole lookback. Older
+history is re-read a piece a pass so all of it is re-read every ``reload_h``
+(``analysis.source.ReadingCache``).
 """
 
 from __future__ import annotations
@@ -82,9 +84,12 @@ class PassReport:
     total_s: float
     api: Delivery | None
     influx: Delivery
+    #: pieces of older history the refresh re-read (``ReadingCache``'s rolling re-read)
+    reread: int = 0
 
     def summary(self) -> dict[str, object]:
-        return {"now": self.now.isoformat(), "refresh": self.refresh, "rows": self.rows,
+        return {"now": self.now.isoformat(), "refresh": self.refresh,
+                "reread": self.reread, "rows": self.rows,
                 "findings": self.findings, "changes": self.changes,
                 "open_alerts": self.open_alerts, "kpi_points": self.points,
                 "read_s": round(self.read_s, 3), "analyse_s": round(self.analyse_s, 3),
@@ -156,7 +161,7 @@ class Worker:
             findings=len(analysis.findings), changes=len(changes),
             open_alerts=len(self.tracker.open_alerts()), points=points, read_s=read_s,
             analyse_s=analyse_s, total_s=time.perf_counter() - started, api=api,
-            influx=influx)
+            influx=influx, reread=self.cache.last_reread)
         log.info("pass %s", report.summary())
         return report
 

@@ -246,14 +246,31 @@ def test_an_unusable_snapshot_falls_back_to_a_full_read(
     pd.testing.assert_frame_equal(got, fresh)
 
 
-def test_a_stale_snapshot_is_reloaded_on_the_reload_schedule(
-        influx: InfluxClient, stored: Stored, tmp_path: Path) -> None:
+def test_a_reading_replayed_late_is_picked_up_by_the_rolling_reread_within_reload(
+        influx: InfluxClient, stored: Stored) -> None:
     source = InfluxSource(influx, stored.county, detail=timedelta(hours=12))
-    snapshot = tmp_path / "readings.npz"
-    first = _cache(source, snapshot)
-    first.refresh(stored.end - timedelta(days=1, hours=1))
-    first.save()
-    first.wait()
-    cache = _cache(source, snapshot)  # reload: one day after the snapshot's full read
-    cache.refresh(stored.end)
-    assert cache.last_refresh == "full"
+    cache = _cache(source, None)  # lookback 1.5 days, reread 2 h, reload 1 day
+    moment = stored.end - timedelta(hours=3)
+    cache.refresh(moment)
+    # a gateway's outbox replays a reading from 8 h before: older than the reread window
+    late = START + timedelta(hours=40, minutes=5)
+    inflow = stored.county.dmas[0].inflow_meter
+    influx.write_lines([f"dma_inflow,device={inflow} flow_m3h=123.5 "
+                        f"{int(late.timestamp() * 1000)}"])
+
+    def found() -> bool:
+        rows = cache.frame
+        return bool(((rows["time"] == pd.Timestamp(late)) & (rows["device"] == inflow)
+                     & (rows["value"] == 123.5)).any())
+
+    passes = 0
+    reread = 0
+    while not found():
+        assert passes < 12, "not re-read within reload (24 h)"
+        moment += timedelta(hours=2)
+        cache.refresh(moment)
+        assert cache.last_refresh == "incremental"
+        reread += cache.last_reread
+        passes += 1
+    assert passes > 1  # not a full re-read: a few pieces a pass
+    assert reread <= 2 * source.parts * 3
