@@ -7,6 +7,7 @@ per database with their own settings.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -170,6 +171,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            writer = getattr(app.state, "intake_writer", None)
+            if writer is not None:  # finish the alerts it was given
+                await asyncio.to_thread(writer.close)
             if loop is not None:
                 loop.stop()
             if app.state.version_reader is not None:

@@ -1,20 +1,31 @@
 """Receiving an alert: store it (and keep its ticket in step), then let the emergency plans
-see it (a shortage alert may activate, escalate or stand down a plan)."""
+see it (a shortage alert may activate, escalate or stand down a plan).
+
+:func:`receive` takes one alert and commits; :func:`receive_batch` takes many in one
+transaction and one commit (the API's intake writer, api/alerts/writer.py), with the same
+result for each alert as if it had come alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from api.alerts import service
-from api.alerts.service import IntakeResult
+from api.alerts.schemas import AlertRead
+from api.alerts.service import IntakeResult, Stored
 from api.auth.security import Principal
 from api.emergency import service as emergency
 from api.emergency.plans import PlanDefinition
 from api.tickets.rules import TicketRule
 from common.alerts import Alert, AlertKind
 from common.settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 
 def receive(*, db_session: Session, alert: Alert, actor: Principal,
@@ -27,3 +38,108 @@ def receive(*, db_session: Session, alert: Alert, actor: Principal,
         for plan in plans:
             emergency.apply_alert(db_session=db_session, alert=alert, plan=plan, actor=actor)
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One alert to take in, and who sent it."""
+
+    alert: Alert
+    actor: Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """The answer to one submission: the alert as stored then (the response body, JSON)
+    and whether it was new."""
+
+    body: bytes
+    created: bool
+
+
+#: Per submission, in order: its answer, or the error it failed with alone.
+Outcome = Received | Exception
+
+
+def _answer(result: IntakeResult) -> Received:
+    # taken at once: a later alert of the same key in the batch changes the same record
+    return Received(body=AlertRead.model_validate(result.alert).model_dump_json().encode(),
+                    created=result.created)
+
+
+def _apply_one(db_session: Session, submission: Submission, rules: Mapping[AlertKind, TicketRule],
+               plans: Sequence[PlanDefinition], settings: ApiSettings,
+               stored: Stored | None) -> Received:
+    """One alert and its plans' changes, in the session's transaction (no commit)."""
+    result = service.apply(db_session=db_session, alert=submission.alert,
+                           actor=submission.actor, rules=rules, settings=settings,
+                           stored=stored)
+    if result.changed:
+        for plan in plans:
+            emergency.apply_alert(db_session=db_session, alert=submission.alert, plan=plan,
+                                  actor=submission.actor, commit=False)
+    return _answer(result)
+
+
+def receive_batch(*, session_factory: Callable[[], Session], batch: Sequence[Submission],
+                  rules: Mapping[AlertKind, TicketRule], plans: Iterable[PlanDefinition],
+                  settings: ApiSettings) -> list[Outcome]:
+    """Take in ``batch`` in arrival order: one query for the stored alerts and their
+    tickets, every change, one commit. Each outcome is what :func:`receive` would have given
+    for that alert alone (same body, same ``created``, same error).
+
+    Should anything fail (an alert that does not fit the database, two workers racing to
+    open one problem's ticket, a deadlock between two batches), nothing of the batch is
+    kept and each alert is taken in again in a transaction of its own, as :func:`receive`
+    does (a race replays once): one bad alert fails alone and the others commit.
+    """
+    plan_list = list(plans)
+    if len(batch) > 1:
+        with session_factory() as db_session:
+            try:
+                stored = service.load_stored(db_session=db_session,
+                                             keys=(s.alert.key for s in batch))
+                answers: list[Outcome] = [
+                    _apply_one(db_session, submission, rules, plan_list, settings, stored)
+                    for submission in batch]
+                db_session.commit()
+                return answers
+            except Exception as exc:  # noqa: BLE001 - each alert is retried alone below
+                db_session.rollback()
+                log.info("a batch of %d alerts failed (%s): taking them in one by one",
+                         len(batch), type(exc).__name__)
+    return [_receive_alone(session_factory, submission, rules, plan_list, settings)
+            for submission in batch]
+
+
+#: PostgreSQL's deadlock and serialisation failures: the transaction may simply be replayed.
+_REPLAYABLE_STATES = frozenset({"40P01", "40001"})
+
+
+def _replayable(exc: Exception) -> bool:
+    """A lost race (the one-current-ticket-per-problem index) or a deadlock."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, OperationalError) and \
+        getattr(exc.orig, "sqlstate", None) in _REPLAYABLE_STATES
+
+
+def _receive_alone(session_factory: Callable[[], Session], submission: Submission,
+                   rules: Mapping[AlertKind, TicketRule], plans: Sequence[PlanDefinition],
+                   settings: ApiSettings) -> Outcome:
+    """One alert in its own transaction; a lost race for a problem's ticket (or a deadlock)
+    replays once. Its error, if any, is returned (the writer raises it in that alert's
+    request)."""
+    for attempt in (1, 2):
+        with session_factory() as db_session:
+            try:
+                answer = _apply_one(db_session, submission, rules, plans, settings, None)
+                db_session.commit()
+                return answer
+            except Exception as exc:  # noqa: BLE001 - raised again in the alert's request
+                db_session.rollback()
+                if attempt == 2 or not _replayable(exc):
+                    return exc
+                log.info("alert %s raced another writer (%s): replaying",
+                         submission.alert.key, type(exc).__name__)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -4,7 +4,7 @@ ticket in step, list, acknowledge."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,21 @@ def get(*, db_session: Session, key: str) -> AlertRecord:
     return record
 
 
+#: What a batch knows of each key it has seen: the stored alert and its linked ticket.
+Stored = dict[str, tuple[AlertRecord, Ticket | None]]
+
+
+def load_stored(*, db_session: Session, keys: Iterable[str]) -> Stored:
+    """The stored alerts named ``keys`` with their linked tickets, in one query."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = db_session.execute(
+        select(AlertRecord, Ticket).outerjoin(Ticket, Ticket.id == AlertRecord.ticket_id)
+        .where(AlertRecord.key.in_(wanted)))
+    return {record.key: (record, ticket) for record, ticket in rows}
+
+
 def intake(
     *,
     db_session: Session,
@@ -72,27 +87,50 @@ def intake(
     settings: ApiSettings,
 ) -> IntakeResult:
     """Store ``alert`` under its key and keep its problem's ticket in step; a repeat is a
-    no-op.
+    no-op. Commits.
 
     The analysis re-sends unchanged alerts often, so the stored alert and its ticket come
     back in one query and a repeat touches nothing else. Two alerts of one problem arriving
     at once (two workers) may both try to open its ticket; the loser's transaction fails on
     the one-current-ticket-per-problem index and is replayed once, joining the winner's.
+    (The API takes alerts in batches, api/alerts/writer.py; this is the one-alert path.)
     """
     try:
-        return _intake_once(db_session, alert, actor, rules, settings)
+        result = apply(db_session=db_session, alert=alert, actor=actor, rules=rules,
+                       settings=settings)
+        if result.changed:
+            db_session.commit()
+        return result
     except IntegrityError:
         db_session.rollback()
         log.info("alert %s raced another for its problem's ticket: replaying", alert.key)
-        return _intake_once(db_session, alert, actor, rules, settings)
+        result = apply(db_session=db_session, alert=alert, actor=actor, rules=rules,
+                       settings=settings)
+        if result.changed:
+            db_session.commit()
+        return result
 
 
-def _intake_once(db_session: Session, alert: Alert, actor: Principal,
-                 rules: Mapping[AlertKind, TicketRule], settings: ApiSettings) -> IntakeResult:
-    stored = db_session.execute(
-        select(AlertRecord, Ticket).outerjoin(Ticket, Ticket.id == AlertRecord.ticket_id)
-        .where(AlertRecord.key == alert.key)).first()
-    record, linked = (stored[0], stored[1]) if stored is not None else (None, None)
+def apply(
+    *,
+    db_session: Session,
+    alert: Alert,
+    actor: Principal,
+    rules: Mapping[AlertKind, TicketRule],
+    settings: ApiSettings,
+    stored: Stored | None = None,
+) -> IntakeResult:
+    """:func:`intake` without the commit: the change (alert, audit entry, ticket) is left in
+    the session's transaction.
+
+    ``stored`` is what the caller already loaded (:func:`load_stored`) for a batch of
+    alerts: a key missing from it is new. It is kept up to date (a new alert is added), so
+    a later alert of the same key in the batch sees this one. Without it, this alert's row
+    is read here.
+    """
+    if stored is None:
+        stored = load_stored(db_session=db_session, keys=(alert.key,))
+    record, linked = stored.get(alert.key, (None, None))
     columns = _columns(alert)
     created = record is None
     reraised = False
@@ -111,8 +149,8 @@ def _intake_once(db_session: Session, alert: Alert, actor: Principal,
         if reraised:
             record.acknowledged_at = None
             record.acknowledged_by = None
-        for name, value in columns.items():
-            setattr(record, name, value)
+        for name in changes:
+            setattr(record, name, columns[name])
         record.revision += 1
         record.received_at = utcnow()
         action = "alert.resolve" if "status" in changes and \
@@ -124,7 +162,7 @@ def _intake_once(db_session: Session, alert: Alert, actor: Principal,
                                      linked=linked, opening=created or reraised)
     if ticket is not None and record.ticket_id != ticket.id:
         record.ticket_id = ticket.id
-    db_session.commit()
+    stored[alert.key] = (record, ticket)
     return IntakeResult(alert=record, created=created, changed=True, ticket=ticket)
 
 

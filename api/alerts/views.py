@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
 
-from api.alerts import flows, service
+from api.alerts import service
 from api.alerts.models import AlertRecord
 from api.alerts.schemas import Acknowledge, AlertRead
+from api.alerts.writer import IntakeWriter
 from api.auth.models import Role, ServiceKind
 from api.auth.security import Principal
-from api.deps import ApiSettingsDep, Dispatcher, Offset, SessionDep, require_role
+from api.deps import Dispatcher, Offset, SessionDep, require_role
 from api.errors import Invalid
 from common.alerts import Alert, AlertKind, AlertStatus, Severity
 
@@ -29,24 +31,35 @@ def _read(record: AlertRecord) -> AlertRead:
     return AlertRead.model_validate(record)
 
 
+def intake_writer_of(app: FastAPI) -> IntakeWriter:
+    """The app's alert intake writer (made on first use; the lifespan closes it)."""
+    writer: IntakeWriter | None = getattr(app.state, "intake_writer", None)
+    if writer is None:
+        state = app.state
+        writer = IntakeWriter(state.session_factory, rules=state.ticket_rules,
+                              plans=state.emergency_plans.values(), settings=state.api_settings)
+        state.intake_writer = writer
+    return writer
+
+
 @router.put("/{key}", response_model=AlertRead,
             responses={201: {"model": AlertRead, "description": "a new alert"}})
-def put_alert(key: AlertKey, alert: Alert, request: Request, response: Response,
-              db_session: SessionDep, settings: ApiSettingsDep, sender: Sender) -> AlertRead:
+async def put_alert(key: AlertKey, alert: Alert, request: Request,
+                    sender: Sender) -> Response:
     """Create or update the alert named ``key`` (idempotent: a repeat changes nothing).
 
     A new open alert with a ticket rule joins its problem's ticket (or opens one: one ticket
     per problem, docs/api.md); new evidence updates the same alert; ``status = resolved`` is
-    recorded; shortage alerts drive the emergency plans.
+    recorded; shortage alerts drive the emergency plans. The answer comes once the change is
+    committed: the process's intake writer commits every alert waiting at that moment in
+    one transaction (api/alerts/writer.py).
     """
     if alert.key != key:
         raise Invalid(f"body key {alert.key!r} differs from the URL's {key!r}")
-    result = flows.receive(db_session=db_session, alert=alert, actor=sender,
-                           rules=request.app.state.ticket_rules,
-                           plans=request.app.state.emergency_plans.values(), settings=settings)
-    if result.created:
-        response.status_code = status.HTTP_201_CREATED
-    return AlertRead.model_validate(result.alert)
+    received = await asyncio.wrap_future(intake_writer_of(request.app).submit(alert, sender))
+    return Response(content=received.body, media_type="application/json",
+                    status_code=status.HTTP_201_CREATED if received.created
+                    else status.HTTP_200_OK)
 
 
 @router.get("", response_model=list[AlertRead])

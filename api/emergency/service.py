@@ -153,12 +153,14 @@ def _notify_level(plan: PlanDefinition, db_session: Session, activation: Emergen
 
 
 def apply_alert(*, db_session: Session, alert: Alert, plan: PlanDefinition,
-                actor: Principal = SYSTEM, now: datetime | None = None
-                ) -> EmergencyActivation | None:
+                actor: Principal = SYSTEM, now: datetime | None = None,
+                commit: bool = True) -> EmergencyActivation | None:
     """Bring the plan's activation for ``alert`` in line with the level the data calls for.
 
     Alerts of another kind are ignored (None). Repeating the same level only records the
-    latest evidence. Returns the activation concerned, if there is one.
+    latest evidence. Returns the activation concerned, if there is one. ``commit=False``
+    leaves the change in the caller's transaction (alert intake takes alerts in batches,
+    each alert's plan change in the same transaction as the alert).
     """
     if alert.kind is not plan.alert_kind:
         return None
@@ -170,7 +172,8 @@ def apply_alert(*, db_session: Session, alert: Alert, plan: PlanDefinition,
         if activation is not None:
             activation.last_alert_at = now
             activation.evidence = dict(alert.evidence)
-            db_session.commit()
+            if commit:
+                db_session.commit()
         return activation
     assert change.level is not None and change.status is not None
     if activation is None:
@@ -198,7 +201,8 @@ def apply_alert(*, db_session: Session, alert: Alert, plan: PlanDefinition,
                  reason=alert.title, changes={"from_level": change.from_level,
                                               "to_level": change.level,
                                               "status": change.status.value})
-    db_session.commit()
+    if commit:
+        db_session.commit()
     return activation
 
 

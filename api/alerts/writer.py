@@ -1,0 +1,131 @@
+"""The intake writer: group commit for alert intake.
+
+Every alert intake is a write: the alert, its audit entry, maybe its ticket, then a commit
+the request must wait for. One transaction per request spends most of its time on the
+database's round trips (begin, read, update, insert, commit) rather than on the work. The
+writer is one thread per API process that takes every alert waiting at that moment into one
+transaction (:func:`api.alerts.flows.receive_batch`: one read of the stored alerts, every
+change, one commit) and then answers each request. While it commits a batch, the next one
+gathers, so batches grow with the load and a lone alert waits for nothing.
+
+The guarantees are those of one transaction per alert: a request is answered only after its
+alert is committed; alerts are applied in the order they arrived (so two versions of one key
+apply in order); each answer is what that alert alone would have got, an error included
+(a batch that fails is replayed alert by alert, each in its own transaction). Races with
+the other workers' writers are settled by the database, as between two requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from api.alerts import flows
+from api.alerts.flows import Received, Submission
+from api.auth.security import Principal
+from api.emergency.plans import PlanDefinition
+from api.tickets.rules import TicketRule
+from common.alerts import Alert, AlertKind
+from common.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+#: The most alerts one transaction takes (a burst beyond it commits in several batches).
+MAX_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    submission: Submission
+    future: Future[Received]
+
+
+class IntakeWriter:
+    """Takes alerts in batches on a thread of its own (started on first use).
+
+    :meth:`submit` queues an alert and returns a future: its :class:`Received` once the
+    alert is committed, or the error it failed with. :meth:`close` lets the thread finish
+    what was queued and stop; a later :meth:`submit` starts a new one.
+    """
+
+    def __init__(self, session_factory: Callable[[], Session], *,
+                 rules: Mapping[AlertKind, TicketRule], plans: Iterable[PlanDefinition],
+                 settings: ApiSettings, max_batch: int = MAX_BATCH) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._session_factory = session_factory
+        self._rules = rules
+        self._plans = list(plans)
+        self._settings = settings
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Job | None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, alert: Alert, actor: Principal) -> Future[Received]:
+        """Queue ``alert`` (sent by ``actor``); thread-safe."""
+        future: Future[Received] = Future()
+        with self._lock:
+            if self._queue is None or self._thread is None:
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._run, args=(self._queue,),
+                                                name="alert-intake-writer", daemon=True)
+                self._thread.start()
+            self._queue.put(_Job(Submission(alert, actor), future))
+        return future
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Finish the alerts queued so far, then stop the thread."""
+        with self._lock:
+            jobs, thread = self._queue, self._thread
+            self._queue = self._thread = None
+            if jobs is not None:
+                jobs.put(None)
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def _run(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
+        while True:
+            first = jobs.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    job = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[_Job]) -> None:
+        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            outcomes = flows.receive_batch(
+                session_factory=self._session_factory,
+                batch=[job.submission for job in live], rules=self._rules, plans=self._plans,
+                settings=self._settings)
+        except Exception as exc:  # noqa: BLE001 - e.g. no database: each request raises it
+            log.warning("alert intake failed for a batch of %d: %s", len(live), exc)
+            for job in live:
+                job.future.set_exception(exc)
+            return
+        for job, outcome in zip(live, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)

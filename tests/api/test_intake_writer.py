@@ -1,0 +1,226 @@
+"""Alert intake in batches (api/alerts/writer.py, flows.receive_batch): every alert lands,
+in order, each answer is what the alert alone would have got, a failing alert fails alone,
+a repeat is a no-op, racing writers end with one ticket per problem. On SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.alerts import flows
+from api.alerts.flows import Received, Submission
+from api.alerts.models import AlertRecord
+from api.alerts.writer import IntakeWriter
+from api.audit.models import AuditEntry
+from api.auth.security import SYSTEM
+from api.emergency.models import EmergencyActivation
+from api.emergency.plans import default_plan
+from api.errors import Invalid
+from api.tickets.models import Ticket
+from api.tickets.rules import DEFAULT_RULES, TicketRule
+from common.alerts import Alert, AlertKind, Place
+from tests.api.emergency.alerts import shortage
+from tests.api.helpers import T0, alert, import_county, put_alert
+
+
+def _leak(n: int, revision: int = 0, kind: AlertKind = AlertKind.NIGHT_FLOW) -> Alert:
+    """An open leak alert on its own DMA (its own problem) with ``revision`` as evidence."""
+    dma = f"dma-v001-{n}"
+    return alert(kind, dma, place=Place(village="v001", dma=dma),
+                 evidence={"night_flow_m3h": 2.5, "revision": float(revision)})
+
+
+def _batch(app: FastAPI, alerts: list[Alert],
+           rules: Mapping[AlertKind, TicketRule] = DEFAULT_RULES) -> list[flows.Outcome]:
+    return flows.receive_batch(session_factory=app.state.session_factory,
+                               batch=[Submission(a, SYSTEM) for a in alerts], rules=rules,
+                               plans=[default_plan()], settings=app.state.api_settings)
+
+
+def _body(outcome: flows.Outcome) -> dict[str, Any]:
+    assert isinstance(outcome, Received), outcome
+    body: dict[str, Any] = json.loads(outcome.body)
+    return body
+
+
+def _audit_actions(db_session: Session, key: str) -> list[str]:
+    return list(db_session.scalars(select(AuditEntry.action).where(
+        AuditEntry.entity_type == "alert", AuditEntry.entity_id == key).order_by(AuditEntry.id)))
+
+
+@pytest.fixture
+def county(client: TestClient, admin: dict[str, str]) -> None:
+    import_county(client, admin)
+
+
+@pytest.fixture
+def writer(app: FastAPI) -> Iterator[IntakeWriter]:
+    made = IntakeWriter(app.state.session_factory, rules=DEFAULT_RULES, plans=[default_plan()],
+                        settings=app.state.api_settings)
+    yield made
+    made.close()
+
+
+def test_a_batch_answers_each_alert_as_if_it_came_alone(
+        app: FastAPI, county: None, db_session: Session) -> None:
+    first, repeat, newer = _leak(1), _leak(1), _leak(1, revision=1)
+    other = _leak(2)
+    outcomes = _batch(app, [first, other, repeat, newer])
+    bodies = [_body(o) for o in outcomes]
+    assert [o.created for o in outcomes if isinstance(o, Received)] == [True, True, False, False]
+    # each answer is the alert as it stood after that request, not after the batch
+    assert [b["revision"] for b in bodies] == [1, 1, 1, 2]
+    assert bodies[3]["evidence"]["revision"] == 1.0
+    assert bodies[0]["ticket_id"] == bodies[2]["ticket_id"] == bodies[3]["ticket_id"]
+    assert bodies[1]["ticket_id"] not in (None, bodies[0]["ticket_id"])
+    # the repeat wrote nothing: one create, one update
+    assert _audit_actions(db_session, first.key) == ["alert.create", "alert.update"]
+    assert db_session.scalar(select(func.count()).select_from(Ticket)) == 2
+    # sent again as a batch of repeats: nothing changes at all
+    again = _batch(app, [newer, other])
+    assert [_body(o)["revision"] for o in again] == [2, 1]
+    assert _audit_actions(db_session, first.key) == ["alert.create", "alert.update"]
+
+
+def test_a_failing_alert_fails_alone_and_the_rest_of_its_batch_commits(
+        app: FastAPI, county: None, db_session: Session) -> None:
+    class Refusing(dict[AlertKind, TicketRule]):
+        """The built-in rules, but burst alerts cannot be turned into tickets."""
+
+        def get(self, kind: AlertKind, default: Any = None) -> Any:  # type: ignore[override]
+            if kind is AlertKind.BURST:
+                raise Invalid("no rule may handle burst alerts here")
+            return super().get(kind, default)
+
+    alerts = [_leak(1), _leak(2, kind=AlertKind.BURST), _leak(3)]
+    outcomes = _batch(app, alerts, rules=Refusing(DEFAULT_RULES))
+    assert isinstance(outcomes[1], Invalid)
+    assert "burst" in str(outcomes[1])
+    assert [_body(outcomes[n])["revision"] for n in (0, 2)] == [1, 1]
+    stored = set(db_session.scalars(select(AlertRecord.key)))
+    assert stored == {alerts[0].key, alerts[2].key}
+    assert _audit_actions(db_session, alerts[1].key) == []
+    assert db_session.scalar(select(func.count()).select_from(Ticket)) == 2
+
+
+def test_an_alert_the_database_refuses_fails_alone_with_a_422(
+        app: FastAPI, client: TestClient, admin: dict[str, str], county: None,
+        database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite stores a NUL character")
+    good, bad = _leak(1), _leak(2).model_copy(update={"title": "night flow \x00 here"})
+    outcomes = _batch(app, [good, bad, _leak(3)])
+    assert [type(o).__name__ for o in outcomes] == ["Received", "DataError", "Received"]
+    answer = put_alert(client, admin, bad)
+    assert answer.status_code == 422 and answer.json()["code"] == "invalid"
+
+
+def test_shortage_alerts_in_a_batch_drive_their_plan_in_the_same_transaction(
+        app: FastAPI, county: None, db_session: Session) -> None:
+    activating = shortage("IV", evidence={"days_to_shortfall": 5.0})
+    escalating = shortage("III", evidence={"days_to_shortfall": 2.0})
+    outcomes = _batch(app, [activating, _leak(1), escalating])
+    assert [_body(o)["revision"] for o in outcomes] == [1, 1, 2]
+    activation = db_session.scalars(select(EmergencyActivation)).one()
+    assert (activation.alert_key, activation.level, activation.peak_level) == (
+        activating.key, "III", "III")
+
+
+def test_concurrent_intakes_from_threads_all_land_in_order(
+        app: FastAPI, county: None, writer: IntakeWriter, db_session: Session) -> None:
+    keys, versions = 12, 5
+
+    def send(n: int) -> list[Received]:  # one key's versions in order, as the analysis does
+        return [writer.submit(_leak(n, revision), SYSTEM).result(timeout=60)
+                for revision in range(versions)]
+
+    with ThreadPoolExecutor(max_workers=keys) as pool:
+        answers = list(pool.map(send, range(keys)))
+    for per_key in answers:
+        assert [a.created for a in per_key] == [True] + [False] * (versions - 1)
+        assert [json.loads(a.body)["revision"] for a in per_key] == list(range(1, versions + 1))
+    records = db_session.scalars(select(AlertRecord)).all()
+    assert len(records) == keys
+    assert {r.revision for r in records} == {versions}
+    assert {r.evidence["revision"] for r in records} == {versions - 1}
+    assert db_session.scalar(select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.entity_type == "alert")) == keys * versions
+    assert db_session.scalar(select(func.count()).select_from(Ticket)) == keys
+
+
+def test_alerts_waiting_while_the_writer_commits_go_in_one_transaction(
+        app: FastAPI, county: None, db_session: Session) -> None:
+    factory = app.state.session_factory
+    opened: list[int] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def sessions() -> Session:
+        opened.append(1)
+        if len(opened) == 1:  # the first batch waits until the others are queued
+            entered.set()
+            assert release.wait(60)
+        session: Session = factory()
+        return session
+
+    writer = IntakeWriter(sessions, rules=DEFAULT_RULES, plans=[default_plan()],
+                          settings=app.state.api_settings)
+    try:
+        first = writer.submit(_leak(0), SYSTEM)
+        assert entered.wait(60)
+        rest = [writer.submit(_leak(n), SYSTEM) for n in range(1, 9)]
+        release.set()
+        assert first.result(timeout=60).created
+        assert all(f.result(timeout=60).created for f in rest)
+    finally:
+        writer.close()
+    assert len(opened) == 2  # the eight that waited: one session, one commit
+    assert db_session.scalar(select(func.count()).select_from(AlertRecord)) == 9
+
+
+def test_two_writers_racing_for_one_problem_end_with_one_ticket(
+        app: FastAPI, county: None, writer: IntakeWriter, db_session: Session) -> None:
+    other = IntakeWriter(app.state.session_factory, rules=DEFAULT_RULES,
+                         plans=[default_plan()], settings=app.state.api_settings)
+    try:
+        for n in range(4):  # night flow and a burst of one DMA: one leak problem
+            night = writer.submit(_leak(n), SYSTEM)
+            burst = other.submit(_leak(n, kind=AlertKind.BURST), SYSTEM)
+            assert night.result(timeout=60).created and burst.result(timeout=60).created
+    finally:
+        other.close()
+    tickets = db_session.scalars(select(Ticket).order_by(Ticket.problem_key)).all()
+    assert [t.problem_key for t in tickets] == [f"leak:dma-v001-{n}" for n in range(4)]
+    assert all(sorted(t.alert_keys) == [f"burst:dma-v001-{n}", f"night_flow:dma-v001-{n}"]
+               for n, t in enumerate(tickets))
+
+
+def test_the_api_answers_concurrent_puts_after_committing_them(
+        client: TestClient, admin: dict[str, str], county: None) -> None:
+    def send(n: int) -> tuple[int, int]:
+        answer = put_alert(client, admin, _leak(n % 6, revision=n // 6))
+        return answer.status_code, answer.json()["revision"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(send, range(6)))  # six new alerts at once
+    assert answers == [(201, 1)] * 6
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(send, range(6, 12)))  # new evidence for each
+    assert answers == [(200, 2)] * 6
+    listed = client.get("/api/v1/alerts", headers=admin).json()
+    assert sorted(a["revision"] for a in listed) == [2] * 6
+    mismatch = client.put("/api/v1/alerts/night_flow:dma-v001-0", headers=admin,
+                          json=_leak(1).model_dump(mode="json"))
+    assert mismatch.status_code == 422
+    later = alert(updated_at=T0 + timedelta(hours=1))
+    assert put_alert(client, admin, later).status_code == 201
