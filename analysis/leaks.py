@@ -61,8 +61,9 @@ def continuous_volumes(volumes: pd.DataFrame, params: LeakParams, *,
                               "value": []}),
                 pd.DataFrame({"time": pd.to_datetime([], utc=True), "device": [],
                               "anomaly": [], "change_m3": []}))
-    frame = volumes.sort_values(["device", "time"], kind="stable").reset_index(drop=True)
-    device = frame["device"].to_numpy()
+    frame = _by_device(volumes)
+    labels = _device_labels(frame["device"])
+    device = labels.codes
     value = frame["value"].to_numpy(dtype=float)
     same = np.zeros(len(frame), dtype=bool)
     same[1:] = device[1:] == device[:-1]
@@ -89,15 +90,41 @@ def continuous_volumes(volumes: pd.DataFrame, params: LeakParams, *,
     groups = pd.Series(counted).groupby(device, sort=False).cumsum()
     continuous = pd.DataFrame({"time": frame["time"], "device": frame["device"],
                                "value": groups.to_numpy()})
-    labels = np.full(len(frame), "", dtype=object)
+    kinds = np.full(len(frame), "", dtype=object)
     for name, mask in zip(ANOMALIES, (rollover, reset, swap, reverse, glitch), strict=True):
-        labels[mask] = name
-    flagged = labels != ""
+        kinds[mask] = name
+    flagged = kinds != ""
     anomalies = pd.DataFrame({"time": frame["time"][flagged].to_numpy(),
-                              "device": device[flagged], "anomaly": labels[flagged],
-                              "change_m3": step[flagged]})
+                              "device": np.asarray(labels[flagged], dtype=object),
+                              "anomaly": kinds[flagged], "change_m3": step[flagged]})
     anomalies["time"] = pd.to_datetime(anomalies["time"], utc=True)
     return continuous, anomalies
+
+
+def _by_device(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` sorted by device, then time (stable: equal pairs keep their order).
+
+    Cleaned readings are time-sorted already; then a stable sort on the device codes alone
+    gives the same order as sorting on both columns, at a fraction of the cost.
+    """
+    device = rows["device"]
+    if not isinstance(device.dtype, pd.CategoricalDtype):
+        return rows.sort_values(["device", "time"], kind="stable").reset_index(drop=True)
+    if not device.cat.categories.is_monotonic_increasing:
+        device = pd.Series(pd.Categorical(device.astype(str)), index=rows.index)
+        rows = rows.assign(device=device)
+    if rows["time"].is_monotonic_increasing:
+        order = np.argsort(device.cat.codes.to_numpy(), kind="stable")
+        return rows.take(order).reset_index(drop=True)
+    return rows.sort_values(["device", "time"], kind="stable").reset_index(drop=True)
+
+
+def _device_labels(device: pd.Series) -> pd.Categorical:
+    """Device ids as a categorical whose category order is the sorted order of the ids."""
+    if isinstance(device.dtype, pd.CategoricalDtype) and \
+            device.cat.categories.is_monotonic_increasing:
+        return pd.Categorical(device)
+    return pd.Categorical(device.astype(str))
 
 
 def _modulus_above(values: np.ndarray, moduli: list[float]) -> np.ndarray:
@@ -139,19 +166,82 @@ def hourly_use(continuous: pd.DataFrame, grid: pd.DatetimeIndex, *,
         table = table.reindex(table.index.union(grid)).interpolate(
             method="time", limit_area="inside").reindex(grid)
     else:
-        rounded = continuous["time"].dt.round("h")
-        snapped = continuous.assign(time=rounded, off=(continuous["time"] - rounded).abs())
-        snapped = snapped.sort_values(["device", "time", "off"], kind="stable")
-        snapped = snapped.drop_duplicates(["device", "time"], keep="first")
-        table = snapped.pivot(index="time", columns="device", values="value").reindex(grid)
+        table = _snapped_table(continuous, grid)
         observed = table.notna()
-        table = table.interpolate(method="linear", limit_area="inside")
+        table = pd.DataFrame(_interpolate_inside(table.to_numpy()), index=table.index,
+                             columns=table.columns)
     table.columns = table.columns.astype(str)
     observed.columns = table.columns
     table.columns.name = observed.columns.name = None
     use = table.diff().iloc[1:]
     both = (observed & observed.shift(1, fill_value=False)).iloc[1:]
     return HourlyUse(use, both)
+
+
+def _snapped_table(continuous: pd.DataFrame, grid: pd.DatetimeIndex) -> pd.DataFrame:
+    """Hour x device (sorted ids) table of the reading nearest each whole hour of ``grid``.
+
+    Each reading stands for its nearest hour (``Series.dt.round``, halves to even); of
+    several for one device and hour the nearest wins, the first of equally near ones in
+    (device, time) order. Built on integer codes: sorting and pivoting 60,000 meters'
+    hours by their ids as strings took a minute.
+    """
+    labels = _device_labels(continuous["device"])
+    present = np.unique(labels.codes)
+    names = labels.categories.take(present)
+    column = np.full(len(labels.categories), -1, dtype=np.int64)
+    column[present] = np.arange(len(present))
+    times = continuous["time"]
+    rounded = times.dt.round("h")
+    hour = pd.DatetimeIndex(rounded).as_unit("ns").asi8
+    off = np.abs(pd.DatetimeIndex(times).as_unit("ns").asi8 - hour)
+    device = column[labels.codes]
+    chosen = _nearest_per_hour(device, hour, off)
+    grid_ns = grid.as_unit("ns").asi8
+    row = np.searchsorted(grid_ns, hour[chosen])
+    on_grid = row < len(grid_ns)
+    on_grid[on_grid] = grid_ns[row[on_grid]] == hour[chosen][on_grid]
+    values = np.full((len(grid), len(names)), np.nan)
+    values[row[on_grid], device[chosen][on_grid]] = (
+        continuous["value"].to_numpy(dtype=float)[chosen][on_grid])
+    return pd.DataFrame(values, index=grid, columns=pd.Index(names, name="device"))
+
+
+def _nearest_per_hour(device: np.ndarray, hour: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Rows kept: per (device, hour) the least ``off``, the first of ties in input order."""
+    same_device = device[1:] == device[:-1]
+    ascending = (device[1:] > device[:-1]) | (same_device & (hour[1:] > hour[:-1]))
+    if ascending.all():  # rows in (device, time) order, one per hour: the usual case
+        return np.arange(len(device))
+    order = np.lexsort((off, hour, device))  # stable, as sort_values(kind="stable")
+    first = np.ones(len(order), dtype=bool)
+    device, hour = device[order], hour[order]
+    first[1:] = (device[1:] != device[:-1]) | (hour[1:] != hour[:-1])
+    return order[first]
+
+
+def _interpolate_inside(values: np.ndarray) -> np.ndarray:
+    """Fill each column's NaN between its first and last value linearly in row position.
+
+    What ``DataFrame.interpolate(method="linear", limit_area="inside")`` does column by
+    column (with ``np.interp``'s arithmetic, so the values are identical), for all
+    columns at once.
+    """
+    rows = np.arange(values.shape[0], dtype=float)[:, None]
+    known = ~np.isnan(values)
+    before = np.where(known, rows, np.nan)
+    prev_row = pd.DataFrame(before).ffill().to_numpy()
+    next_row = pd.DataFrame(before).bfill().to_numpy()
+    gap = ~known & np.isfinite(prev_row) & np.isfinite(next_row)
+    if not gap.any():
+        return values
+    cols = np.nonzero(gap)[1]
+    lo, hi = prev_row[gap].astype(np.int64), next_row[gap].astype(np.int64)
+    low, high = values[lo, cols], values[hi, cols]
+    slope = (high - low) / (hi - lo)
+    filled = values.copy()
+    filled[gap] = slope * (np.nonzero(gap)[0] - lo) + low
+    return filled
 
 
 def group_sum(frame: pd.DataFrame, group_of: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -274,8 +364,8 @@ def window_excess(hourly: pd.DataFrame, window_h: int, params: LeakParams, *,
     counts = np.isfinite(past).sum(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        baseline = np.nanquantile(past, params.baseline_quantile if quantile is None
-                                  else quantile, axis=0)
+        baseline = nanquantile_first_axis(past, params.baseline_quantile if quantile is None
+                                          else quantile)
         centre = np.nanmedian(past, axis=0)
         spread = _MAD_TO_SIGMA * np.nanmedian(np.abs(past - centre), axis=0)
     enough = counts >= params.min_baseline_days
@@ -287,6 +377,28 @@ def window_excess(hourly: pd.DataFrame, window_h: int, params: LeakParams, *,
 
     return Excess(frame(rolled.to_numpy(dtype=float) - baseline), frame(spread),
                   frame(baseline))
+
+
+def nanquantile_first_axis(values: np.ndarray, q: float) -> np.ndarray:
+    """``np.nanquantile(values, q, axis=0)`` (linear method), vectorised.
+
+    NumPy runs its NaN-aware quantile as a Python call per column (``apply_along_axis``):
+    seconds for a county's hours x DMAs. This sorts along the axis once (NaN last) and
+    interpolates with NumPy's own arithmetic (index ``(n - 1) q``, its two-sided lerp), so
+    the values are the same. NaN where a column has no value.
+    """
+    ordered = np.sort(values, axis=0)
+    count = (~np.isnan(ordered)).sum(axis=0)
+    virtual = (count - 1) * np.float64(q)
+    below = np.floor(virtual)
+    low_index = np.clip(below, 0, None).astype(np.intp)
+    high_index = np.minimum(low_index + 1, np.maximum(count - 1, 0))
+    low = np.take_along_axis(ordered, low_index[None], axis=0)[0]
+    high = np.take_along_axis(ordered, high_index[None], axis=0)[0]
+    gamma = virtual - below
+    diff = high - low
+    result = np.where(gamma >= 0.5, high - diff * (1 - gamma), low + diff * gamma)
+    return np.where(count > 0, result, np.nan)
 
 
 def rounding_sigma(register: County, params: LeakParams, window_h: int) -> pd.Series:
@@ -343,7 +455,7 @@ def night_baseline(nightly: pd.DataFrame, params: LeakParams) -> tuple[pd.DataFr
     counts = np.isfinite(past).sum(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        base = np.nanquantile(past, params.baseline_quantile, axis=0)
+        base = nanquantile_first_axis(past, params.baseline_quantile)
         centre = np.nanmedian(past, axis=0)
         spread = _MAD_TO_SIGMA * np.nanmedian(np.abs(past - centre), axis=0)
     base = np.where(counts >= params.min_baseline_days, base, np.nan)

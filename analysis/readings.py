@@ -37,7 +37,10 @@ def clean(readings: pd.DataFrame, now: datetime, *, lookback: timedelta,
 
     Drops rows with NaN or infinite values, rows stamped later than ``now + max_skew`` (a
     device clock running ahead) and duplicate (time, device, kind, field) rows (keeps the
-    last: a replay overwrites, as in InfluxDB).
+    last: a replay overwrites, as in InfluxDB). ``device``, ``kind`` and ``field`` come out
+    categorical with their categories in sorted order (:func:`categorical`), so detectors
+    compare and group small integer codes, not strings, and a sort by device is the sort
+    by device id.
 
     Raises
     ------
@@ -55,23 +58,71 @@ def clean(readings: pd.DataFrame, now: datetime, *, lookback: timedelta,
     if not isinstance(times.dtype, pd.DatetimeTZDtype):
         raise ValueError("readings.time must be timezone-aware datetimes (UTC)")
     end = require_aware(now)
-    frame = pd.DataFrame({
-        "time": times.dt.tz_convert("UTC").astype("datetime64[ns, UTC]"),
-        "device": readings["device"].astype(str),
-        "kind": readings["kind"].astype(str),
-        "field": readings["field"].astype(str),
-        "value": pd.to_numeric(readings["value"], errors="coerce").astype(float),
+    stamps = pd.DatetimeIndex(times).tz_convert("UTC").as_unit("ns").asi8
+    values = pd.to_numeric(readings["value"], errors="coerce").to_numpy(dtype=float)
+    keep = (np.isfinite(values) & (stamps > (end - lookback).value)
+            & (stamps <= (end + max_skew).value))
+    rows = np.flatnonzero(keep)
+    labels = {name: categorical(readings[name]) for name in ("device", "kind", "field")}
+    codes = {name: column.codes[rows] for name, column in labels.items()}
+    # Time order first (stable: equal times keep their input order), then the last of
+    # each duplicate is the last of its run in that order.
+    order = np.argsort(stamps[rows], kind="stable")
+    rows = rows[order]
+    codes = {name: c[order] for name, c in codes.items()}
+    rows = rows[~_duplicated(stamps[rows], codes)]
+    return pd.DataFrame({
+        "time": pd.DatetimeIndex(stamps[rows].view("datetime64[ns]")).tz_localize("UTC"),
+        **{name: pd.Categorical.from_codes(column.codes[rows], dtype=column.dtype)
+           for name, column in labels.items()},
+        "value": values[rows],
     })
-    keep = (np.isfinite(frame["value"].to_numpy()) & (frame["time"] > end - lookback)
-            & (frame["time"] <= end + max_skew))
-    frame = frame[keep]
-    frame = frame.drop_duplicates(["time", "device", "kind", "field"], keep="last")
-    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def categorical(column: pd.Series) -> pd.Categorical:
+    """A label column as a categorical of strings with sorted categories.
+
+    A categorical column keeps its codes (recoded once if its categories are unsorted):
+    converting a county's history to strings and back costs seconds.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        labels = pd.Categorical(column)
+        names = labels.categories.astype(str)
+        if not names.equals(labels.categories) or not names.is_unique:
+            labels = pd.Categorical(column.astype(str))
+        elif not names.is_monotonic_increasing:
+            labels = labels.reorder_categories(names.sort_values())
+        return labels
+    return pd.Categorical(column.astype(str))
+
+
+def _duplicated(stamps: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
+    """True for every time-sorted row that a later row of the same time and labels repeats."""
+    if not len(stamps):
+        return np.zeros(0, dtype=bool)
+    # One int64 per row: rank of its time, then each label's code (+1: a missing label,
+    # code -1, is a label of its own); hashing one column is far cheaper than four.
+    key = np.zeros(len(stamps), dtype=np.int64)
+    np.cumsum(stamps[1:] != stamps[:-1], out=key[1:])
+    bound = int(key[-1]) + 1
+    for column in codes.values():
+        width = int(column.max()) + 2
+        bound *= width
+        if bound >= 2**62:
+            frame = pd.DataFrame({"time": stamps, **codes})
+            return frame.duplicated(keep="last").to_numpy()
+        key = key * width + (column.astype(np.int64) + 1)
+    # Duplicates are rare and the keys come nearly sorted (rows of one time in device
+    # order), where a stable sort (timsort) is quick; hash only when there are some.
+    ordered = np.sort(key, kind="stable")
+    if not (ordered[1:] == ordered[:-1]).any():
+        return np.zeros(len(key), dtype=bool)
+    return pd.Series(key).duplicated(keep="last").to_numpy()
 
 
 def series(readings: pd.DataFrame, kind: str, field: str) -> pd.DataFrame:
     """The rows of one measurement field: columns time, device, value (time-sorted)."""
-    rows = readings[(readings["kind"] == kind) & (readings["field"] == field)]
+    rows = readings[((readings["kind"] == kind) & (readings["field"] == field)).to_numpy()]
     return rows[["time", "device", "value"]].reset_index(drop=True)
 
 

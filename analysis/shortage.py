@@ -106,7 +106,7 @@ def rest_levels(readings: pd.DataFrame, register: County,
     changed = (running != running.shift()) | (device != device.shift())
     run_start = table["time"].groupby(changed.cumsum()).transform("min")
     steady = (table["time"] - run_start) >= pd.Timedelta(minutes=params.steady_pump_min)
-    rest = table["well_level_m"] - device.map(drawdown) * flow
+    rest = table["well_level_m"] - device.map(drawdown).astype(float) * flow
     frame = pd.DataFrame({"time": table["time"], "device": device, "value": rest})
     hourly_all = _hourly(frame, "median")
     hourly_steady = _hourly(frame[steady.to_numpy()], "median")
@@ -122,7 +122,7 @@ def scheme_hours(readings: pd.DataFrame, register: County,
     tank_rows = series(readings, "tank", "volume_m3")
     tank_rows = tank_rows[tank_rows["device"].isin(list(tanks))]
     dry_volume = tank_rows["device"].map(
-        {t.id: params.dry_tank_share * t.capacity_m3 for t in tanks.values()})
+        {t.id: params.dry_tank_share * t.capacity_m3 for t in tanks.values()}).astype(float)
     tank_last = _hourly(tank_rows, "last")
     tank_dry = _hourly(tank_rows.assign(value=(tank_rows["value"] <= dry_volume).astype(float)),
                        "max") > 0.5
