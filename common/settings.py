@@ -177,7 +177,8 @@ class AnalysisSettings(BaseModel):
     lookback_days: float = Field(default=15.0, gt=0)
     # Each pass re-reads this many hours before its last read, for late (replayed) readings.
     reread_h: float = Field(default=3.0, ge=0)
-    # Hours between full re-reads of the whole history (catches readings replayed later).
+    # The whole history is re-read once every this many hours, a piece each pass (catches
+    # readings replayed later than reread_h).
     reload_h: float = Field(default=24.0, gt=0)
     # The newest hours of pump, tank and analyser data are read raw; older ones as hourly means.
     detail_h: float = Field(default=72.0, gt=0)
