@@ -456,17 +456,29 @@ class InfluxSource:
         """Every chunk of ``[start, end)`` as one time-sorted long frame."""
         return concat(list(self.chunks(start, end)))
 
-    def read_part(self, start: pd.Timestamp, end: pd.Timestamp, part: int,
-                  detail_end: pd.Timestamp) -> pd.DataFrame:
-        """Piece ``part`` (of :attr:`parts`) of ``[start, end)`` as a read ending at
-        ``detail_end`` holds it: DMA group ``part``'s meters, or (the last part) the rest."""
+    def tasks(self, start: pd.Timestamp, end: pd.Timestamp) -> list[_Task]:
+        """The queries of ``[start, end)`` (hours aligned), for :meth:`run`."""
+        return self._tasks(start, end)
+
+    def part_tasks(self, start: pd.Timestamp, end: pd.Timestamp, part: int,
+                   detail_end: pd.Timestamp) -> list[_Task]:
+        """The queries of piece ``part`` (of :attr:`parts`) of ``[start, end)`` as a read
+        ending at ``detail_end`` holds it: DMA group ``part``'s meters, or (the last part)
+        everything else."""
         every = self._tasks(start, end, detail_end)
         if part < len(self._groups):
-            tasks = [t for t in every if t.selection.per_dma and t.dmas == self._groups[part]]
-        else:
-            tasks = [t for t in every if not t.selection.per_dma]
+            return [t for t in every if t.selection.per_dma and t.dmas == self._groups[part]]
+        return [t for t in every if not t.selection.per_dma]
+
+    def run(self, tasks: Sequence[_Task]) -> list[pd.DataFrame]:
+        """Each task's long frame, in order; ``parallel`` queries at a time."""
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            return concat(list(pool.map(self._run, tasks)))
+            return list(pool.map(self._run, tasks))
+
+    def read_part(self, start: pd.Timestamp, end: pd.Timestamp, part: int,
+                  detail_end: pd.Timestamp) -> pd.DataFrame:
+        """Piece ``part`` of ``[start, end)`` (:meth:`part_tasks`) as one long frame."""
+        return concat(self.run(self.part_tasks(start, end, part, detail_end)))
 
     def part_rows(self, frame: pd.DataFrame, part: int) -> np.ndarray:
         """Which rows of a long frame piece ``part`` reads (any time)."""
@@ -651,18 +663,16 @@ class ReadingCache:
             self.last_refresh = "full"
         else:
             since = max(start, _hour_floor(self._read_until - self.reread))
-            fresh = self.source.read(since.to_pydatetime(), stop.to_pydatetime())
-            frame = self._frame
-            coarse = min(max(self._coarse_before or start, start), since)
-            aging = min(max(detail_start, coarse), since)
-            first, old, raw, last = (int(frame["time"].searchsorted(moment, side="left"))
-                                     for moment in (start, coarse, aging, since))
-            # [start, coarse) hourly already; [coarse, aging) left the detail window since
-            # the last refresh; [aging, since) kept raw; [since, stop) read afresh.
-            aged = coarsen(frame.iloc[old:raw], detail_start, self._aggregates)
-            frame = concat([frame.iloc[first:old], aged, frame.iloc[raw:last], fresh],
-                           in_order=True)
-            frame = self._reread_older(frame, start, since, stop, stop - self._read_until)
+            pieces = self._next_pieces(start, since, stop - self._read_until)
+            # One batch of queries: the older pieces first (one long query each), so they
+            # run beside the many short ones of the newest hours.
+            piece_tasks = [task for low, high, part in pieces
+                           for task in self.source.part_tasks(low, high, part, stop)]
+            results = self.source.run(piece_tasks + self.source.tasks(since, stop))
+            reread = concat(results[:len(piece_tasks)])
+            fresh = concat(results[len(piece_tasks):])
+            frame = self._assemble(self._frame, start, since, detail_start, pieces, reread,
+                                   fresh)
             self.last_refresh = "restored" if restored else "incremental"
         self._frame = frame
         self._read_until = stop
@@ -671,41 +681,68 @@ class ReadingCache:
                  self.last_refresh, self.last_reread, len(frame))
         return frame
 
-    def _reread_older(self, frame: pd.DataFrame, start: pd.Timestamp, since: pd.Timestamp,
-                      stop: pd.Timestamp, elapsed: pd.Timedelta) -> pd.DataFrame:
-        """The rolling re-read (class docs): the pieces owed for ``elapsed``, replaced."""
+    def _next_pieces(self, start: pd.Timestamp, since: pd.Timestamp,
+                     elapsed: pd.Timedelta) -> list[tuple[pd.Timestamp, pd.Timestamp, int]]:
+        """The rolling re-read's pieces owed for ``elapsed`` (class docs), oldest first, as
+        ``(start, end, part)``; moves the cursor past them."""
         parts = self.source.parts
         first_day = _floor(start, DAY)
-        pieces = parts * max(1, math.ceil((since - first_day) / DAY))
-        self._owed = min(self._owed + pieces * (elapsed / self.reload), float(pieces))
-        count = min(int(self._owed), max(1, math.ceil(pieces / 16)))
+        total = parts * max(1, math.ceil((since - first_day) / DAY))
+        self._owed = min(self._owed + total * (elapsed / self.reload), float(total))
+        count = min(int(self._owed), max(1, math.ceil(total / 16)))
         day, part = self._cursor if self._cursor is not None else (first_day, 0)
-        read: list[tuple[pd.Timestamp, pd.Timestamp, int, pd.DataFrame]] = []
-        while len(read) < count:
+        pieces: list[tuple[pd.Timestamp, pd.Timestamp, int]] = []
+        while len(pieces) < count:
             if day < first_day:
                 day, part = first_day, 0
             low, high = max(day, start), min(day + DAY, since)
             if low >= high:  # reached the hours read afresh: start over next time
                 day, part = first_day, 0
                 break
-            read.append((low, high, part, self.source.read_part(low, high, part, stop)))
+            pieces.append((low, high, part))
             day, part = (day, part + 1) if part + 1 < parts else (day + DAY, 0)
         self._cursor = (day, part)
-        self._owed -= len(read)
-        self.last_reread = len(read)
-        if not read:
-            return frame
-        low = min(r[0] for r in read)
-        high = max(r[1] for r in read)
-        begin, end = (int(frame["time"].searchsorted(m, side="left")) for m in (low, high))
-        region = frame.iloc[begin:end]
-        times = region["time"]
-        replaced = np.zeros(len(region), dtype=bool)
-        for piece_low, piece_high, piece, _ in read:
-            replaced |= (((times >= piece_low) & (times < piece_high)).to_numpy()
-                         & self.source.part_rows(region, piece))
-        region = concat([region[~replaced], *(r[3] for r in read)])
-        return concat([frame.iloc[:begin], region, frame.iloc[end:]], in_order=True)
+        self._owed -= len(pieces)
+        self.last_reread = len(pieces)
+        return pieces
+
+    def _assemble(self, frame: pd.DataFrame, start: pd.Timestamp, since: pd.Timestamp,
+                  detail_start: pd.Timestamp,
+                  pieces: Sequence[tuple[pd.Timestamp, pd.Timestamp, int]],
+                  reread: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+        """The cache after an incremental read, copied once and sorted only where it changed.
+
+        Time segments of the cached frame: before ``start`` dropped; rows older than the
+        last refresh's detail window hourly already; those that left the detail window
+        since coarsened (:func:`coarsen`); the re-read pieces' rows replaced by ``reread``;
+        from ``since`` on, ``fresh``.
+        """
+        coarse = min(max(self._coarse_before or start, start), since)
+        aging = min(max(detail_start, coarse), since)
+        low = min((p[0] for p in pieces), default=since)
+        high = max((p[1] for p in pieces), default=since)
+        bounds = sorted({start, coarse, aging, since, low, high})
+        times = frame["time"]
+        segments = []
+        for begin, end in zip(bounds, bounds[1:], strict=False):
+            first, last = (int(times.searchsorted(m, side="left")) for m in (begin, end))
+            segment = frame.iloc[first:last]
+            replaced = low <= begin and end <= high
+            if replaced:
+                when = segment["time"]
+                drop = np.zeros(len(segment), dtype=bool)
+                for piece_low, piece_high, part in pieces:
+                    drop |= (((when >= piece_low) & (when < piece_high)).to_numpy()
+                             & self.source.part_rows(segment, part))
+                segment = segment[~drop]
+            if coarse <= begin and end <= aging:
+                segment = coarsen(segment, detail_start, self._aggregates)
+            if replaced:
+                new_first, new_last = (int(reread["time"].searchsorted(m, side="left"))
+                                       for m in (begin, end))
+                segment = concat([segment, reread.iloc[new_first:new_last]])
+            segments.append(segment)
+        return concat([*segments, fresh], in_order=True)
 
     def _restore(self) -> bool:
         """Load the snapshot, if there is a usable one (first refresh only)."""

@@ -148,6 +148,29 @@ def test_an_incremental_refresh_equals_a_fresh_read(influx: InfluxClient, stored
     np.testing.assert_allclose(mine["value"], theirs["value"], rtol=1e-9)
 
 
+def test_passes_with_rolling_rereads_keep_the_cache_equal_to_a_fresh_read(
+        influx: InfluxClient, stored: Stored) -> None:
+    source = InfluxSource(influx, stored.county, detail=timedelta(hours=12))
+    cache = ReadingCache(source, lookback=timedelta(days=1.5), reread=timedelta(hours=2),
+                         reload=timedelta(hours=6))  # re-reads many pieces a pass
+    moment = stored.end - timedelta(hours=21)
+    cache.refresh(moment)
+    reread = 0
+    while moment < stored.end:
+        moment = min(stored.end, moment + timedelta(hours=3))
+        cache.refresh(moment)
+        reread += cache.last_reread
+    assert reread >= source.parts * 2  # the cursor went through more than one day
+    cached = plain(cache.frame)
+    fresh = plain(source.read(stored.end - timedelta(days=1.5), stored.end))
+    states = {"valve", "battery_low", "tamper", "balance_yuan"}
+    mine = cached[~cached["field"].isin(states)].reset_index(drop=True)
+    theirs = fresh[~fresh["field"].isin(states)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine[KEY], theirs[KEY])
+    np.testing.assert_allclose(mine["value"], theirs["value"], rtol=1e-9)
+    assert cache.frame["time"].is_monotonic_increasing
+
+
 def test_meter_queries_are_split_so_no_answer_exceeds_the_point_bound() -> None:
     county = build_county(3, 6, 40)
     groups = dma_groups(county, hours=24, max_points=24 * 100)
