@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, Select, SQLColumnExpression, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -61,6 +61,19 @@ class UtcDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+def where_equal(query: SelectT, *filters: tuple[SQLColumnExpression[Any], object]) -> SelectT:
+    """``query`` narrowed to ``column == value`` for each ``(column, value)`` whose value is
+    given (not None): the optional filters of a list endpoint.
+
+    ``where_equal(select(Ticket), (Ticket.crew_id, crew_id), (Ticket.priority, priority))``
+    """
+    conditions = [column == value for column, value in filters if value is not None]
+    return query.where(*conditions) if conditions else query
 
 
 #: Connections a server process keeps open to PostgreSQL, and how many more it may open

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.alerts.models import AlertRecord
 from api.audit import service as audit
 from api.auth.security import Principal
-from api.db import utcnow
+from api.db import utcnow, where_equal
 from api.errors import NotFound
 from api.tickets import service as tickets
 from api.tickets.models import Ticket
@@ -179,17 +179,9 @@ def get_all(
     offset: int = 0,
 ) -> Sequence[AlertRecord]:
     """Most recently updated first."""
-    query = select(AlertRecord)
-    if status is not None:
-        query = query.where(AlertRecord.status == status)
-    if kind is not None:
-        query = query.where(AlertRecord.kind == kind)
-    if severity is not None:
-        query = query.where(AlertRecord.severity == severity)
-    if village is not None:
-        query = query.where(AlertRecord.village == village)
-    if dma is not None:
-        query = query.where(AlertRecord.dma == dma)
+    query = where_equal(select(AlertRecord), (AlertRecord.status, status),
+                        (AlertRecord.kind, kind), (AlertRecord.severity, severity),
+                        (AlertRecord.village, village), (AlertRecord.dma, dma))
     if acknowledged is not None:
         query = query.where(AlertRecord.acknowledged_at.is_not(None) if acknowledged
                             else AlertRecord.acknowledged_at.is_(None))

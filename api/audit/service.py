@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.audit.models import AuditEntry
 from api.auth.security import Principal
-from api.db import utcnow
+from api.db import utcnow, where_equal
 
 
 def _jsonable(value: Any) -> Any:
@@ -63,14 +63,8 @@ def get_all(
     offset: int = 0,
 ) -> Sequence[AuditEntry]:
     """Newest first, filtered by whatever is given."""
-    query = select(AuditEntry)
-    if entity_type is not None:
-        query = query.where(AuditEntry.entity_type == entity_type)
-    if entity_id is not None:
-        query = query.where(AuditEntry.entity_id == entity_id)
-    if actor is not None:
-        query = query.where(AuditEntry.actor == actor)
-    if action is not None:
-        query = query.where(AuditEntry.action == action)
+    query = where_equal(select(AuditEntry), (AuditEntry.entity_type, entity_type),
+                        (AuditEntry.entity_id, entity_id), (AuditEntry.actor, actor),
+                        (AuditEntry.action, action))
     query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
     return db_session.scalars(query.limit(limit).offset(offset)).all()

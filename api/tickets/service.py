@@ -18,7 +18,7 @@ from api.audit import service as audit
 from api.auth.models import Role
 from api.auth.security import Principal
 from api.crews.models import Crew
-from api.db import utcnow
+from api.db import utcnow, where_equal
 from api.errors import Forbidden, Invalid, InvalidTransition, NotFound
 from api.tickets import changes
 from api.tickets.cache import ListingCache
@@ -96,12 +96,8 @@ def get_all(
         query = query.where(scope)
     if statuses:
         query = query.where(Ticket.status.in_(list(statuses)))
-    if crew_id is not None:
-        query = query.where(Ticket.crew_id == crew_id)
-    if village_id is not None:
-        query = query.where(Ticket.village_id == village_id)
-    if priority is not None:
-        query = query.where(Ticket.priority == priority)
+    query = where_equal(query, (Ticket.crew_id, crew_id), (Ticket.village_id, village_id),
+                        (Ticket.priority, priority))
     query = query.order_by(Ticket.due_at, Ticket.id).limit(limit).offset(offset)
     rows = db_session.execute(query).mappings().all()
     return _TICKET_PAGE.validate_python(
