@@ -70,8 +70,10 @@ def continuous_volumes(volumes: pd.DataFrame, params: LeakParams, *,
     prev = np.empty_like(value)
     prev[0] = np.nan
     prev[1:] = value[:-1]
-    hours = frame["time"].diff().dt.total_seconds().to_numpy() / 3600.0
-    hours = np.where(same, np.maximum(np.nan_to_num(hours, nan=0.0), 1 / 60), 1.0)
+    # Hours since the previous reading (Series.dt.total_seconds' arithmetic on int64 ns).
+    stamps = pd.DatetimeIndex(frame["time"]).as_unit("ns").asi8
+    hours = np.ones(len(frame))
+    hours[1:] = np.where(same[1:], np.maximum(np.diff(stamps) / 1e9 / 3600.0, 1 / 60), 1.0)
     step = np.where(same, value - prev, 0.0)
     ceiling = max_flow_m3h * hours
     modulus = _modulus_above(prev, params.rollover_moduli_m3)
@@ -87,16 +89,18 @@ def continuous_volumes(volumes: pd.DataFrame, params: LeakParams, *,
     counted[rollover] = wrapped[rollover]
     counted[reset] = value[reset]
     counted[swap | glitch] = 0.0
-    groups = pd.Series(counted).groupby(device, sort=False).cumsum()
     continuous = pd.DataFrame({"time": frame["time"], "device": frame["device"],
-                               "value": groups.to_numpy()})
-    kinds = np.full(len(frame), "", dtype=object)
-    for name, mask in zip(ANOMALIES, (rollover, reset, swap, reverse, glitch), strict=True):
-        kinds[mask] = name
-    flagged = kinds != ""
-    anomalies = pd.DataFrame({"time": frame["time"][flagged].to_numpy(),
+                               "value": pd.Series(counted).groupby(device, sort=False)
+                               .cumsum().to_numpy()})
+    kind = np.zeros(len(frame), dtype=np.int8)  # 1 + index in ANOMALIES, 0 none
+    for number, mask in enumerate((rollover, reset, swap, reverse, glitch), start=1):
+        kind[mask] = number
+    flagged = np.flatnonzero(kind)
+    anomalies = pd.DataFrame({"time": frame["time"].iloc[flagged].to_numpy(),
                               "device": np.asarray(labels[flagged], dtype=object),
-                              "anomaly": kinds[flagged], "change_m3": step[flagged]})
+                              "anomaly": np.array(("", *ANOMALIES), dtype=object)[
+                                  kind[flagged]],
+                              "change_m3": step[flagged]})
     anomalies["time"] = pd.to_datetime(anomalies["time"], utc=True)
     return continuous, anomalies
 
@@ -114,9 +118,29 @@ def _by_device(rows: pd.DataFrame) -> pd.DataFrame:
         device = pd.Series(pd.Categorical(device.astype(str)), index=rows.index)
         rows = rows.assign(device=device)
     if rows["time"].is_monotonic_increasing:
-        order = np.argsort(device.cat.codes.to_numpy(), kind="stable")
-        return rows.take(order).reset_index(drop=True)
+        codes = device.cat.codes.to_numpy()
+        if len(device.cat.categories) < 2**16:  # NumPy's stable sort is a radix sort here
+            codes = codes.astype(np.uint16)
+        return _take_rows(rows, np.argsort(codes, kind="stable"))
     return rows.sort_values(["device", "time"], kind="stable").reset_index(drop=True)
+
+
+def _take_rows(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """``frame.take(order)`` with a fresh index, taking the raw arrays (int64 times,
+    category codes): DataFrame.take on 21 M rows cost seconds more."""
+    columns: dict[str, object] = {}
+    for name, column in frame.items():
+        dtype = column.dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            stamps = pd.DatetimeIndex(column).asi8[order]
+            columns[str(name)] = pd.DatetimeIndex(
+                stamps.view(f"datetime64[{dtype.unit}]")).tz_localize(dtype.tz)
+        elif isinstance(dtype, pd.CategoricalDtype):
+            columns[str(name)] = pd.Categorical.from_codes(
+                column.cat.codes.to_numpy()[order], dtype=dtype, validate=False)
+        else:
+            columns[str(name)] = column.take(order).to_numpy()
+    return pd.DataFrame(columns)
 
 
 def _device_labels(device: pd.Series) -> pd.Categorical:
@@ -187,24 +211,40 @@ def _snapped_table(continuous: pd.DataFrame, grid: pd.DatetimeIndex) -> pd.DataF
     hours by their ids as strings took a minute.
     """
     labels = _device_labels(continuous["device"])
-    present = np.unique(labels.codes)
+    present = np.flatnonzero(np.bincount(labels.codes, minlength=len(labels.categories)))
     names = labels.categories.take(present)
     column = np.full(len(labels.categories), -1, dtype=np.int64)
     column[present] = np.arange(len(present))
     times = continuous["time"]
-    rounded = times.dt.round("h")
-    hour = pd.DatetimeIndex(rounded).as_unit("ns").asi8
+    hour = pd.DatetimeIndex(times.dt.round("h")).as_unit("ns").asi8
     off = np.abs(pd.DatetimeIndex(times).as_unit("ns").asi8 - hour)
     device = column[labels.codes]
     chosen = _nearest_per_hour(device, hour, off)
-    grid_ns = grid.as_unit("ns").asi8
-    row = np.searchsorted(grid_ns, hour[chosen])
-    on_grid = row < len(grid_ns)
-    on_grid[on_grid] = grid_ns[row[on_grid]] == hour[chosen][on_grid]
+    if len(chosen) < len(device):
+        device, hour = device[chosen], hour[chosen]
+    row = _grid_rows(grid, hour)
+    on_grid = row >= 0
     values = np.full((len(grid), len(names)), np.nan)
-    values[row[on_grid], device[chosen][on_grid]] = (
-        continuous["value"].to_numpy(dtype=float)[chosen][on_grid])
+    picked = continuous["value"].to_numpy(dtype=float)
+    if len(chosen) < len(picked):
+        picked = picked[chosen]
+    values[row[on_grid], device[on_grid]] = picked[on_grid]
     return pd.DataFrame(values, index=grid, columns=pd.Index(names, name="device"))
+
+
+def _grid_rows(grid: pd.DatetimeIndex, moments: np.ndarray) -> np.ndarray:
+    """Row of each moment (int64 ns) in ``grid``, -1 for a moment not on it."""
+    grid_ns = grid.as_unit("ns").asi8
+    if len(grid_ns) > 1 and (np.diff(grid_ns) == grid_ns[1] - grid_ns[0]).all():
+        step = int(grid_ns[1] - grid_ns[0])  # a regular grid: arithmetic, no search
+        offset = moments - grid_ns[0]
+        row = offset // step
+        on = (offset % step == 0) & (row >= 0) & (row < len(grid_ns))
+        return np.where(on, row, -1)
+    row = np.searchsorted(grid_ns, moments)
+    inside = row < len(grid_ns)
+    inside[inside] = grid_ns[row[inside]] == moments[inside]
+    return np.where(inside, row, -1)
 
 
 def _nearest_per_hour(device: np.ndarray, hour: np.ndarray, off: np.ndarray) -> np.ndarray:
@@ -227,6 +267,20 @@ def _interpolate_inside(values: np.ndarray) -> np.ndarray:
     column (with ``np.interp``'s arithmetic, so the values are identical), for all
     columns at once.
     """
+    known = ~np.isnan(values)
+    count = known.sum(axis=0)
+    first = np.argmax(known, axis=0)
+    last = values.shape[0] - 1 - np.argmax(known[::-1], axis=0)
+    gappy = np.flatnonzero((count > 0) & (count < last - first + 1))
+    if not len(gappy):  # most meters have no gap inside their readings
+        return values
+    filled = values.copy()
+    filled[:, gappy] = _interpolate_columns(values[:, gappy])
+    return filled
+
+
+def _interpolate_columns(values: np.ndarray) -> np.ndarray:
+    """:func:`_interpolate_inside` of columns that have gaps."""
     rows = np.arange(values.shape[0], dtype=float)[:, None]
     known = ~np.isnan(values)
     before = np.where(known, rows, np.nan)
@@ -255,14 +309,16 @@ def group_sum(frame: pd.DataFrame, group_of: pd.Series) -> tuple[pd.DataFrame, p
         empty = pd.DataFrame(index=frame.index, columns=groups, dtype=float)
         return empty, empty
     codes = groups.get_indexer(group_of[columns].to_numpy())
-    onehot = sparse.csr_matrix((np.ones(len(columns)), (np.arange(len(columns)), codes)),
-                               shape=(len(columns), len(groups)))
+    # groups x columns; sparse @ dense adds each group's columns in column order, as the
+    # sparse product of the whole frame did, without converting it to a sparse matrix.
+    members = sparse.csr_matrix((np.ones(len(columns)), (codes, np.arange(len(columns)))),
+                                shape=(len(groups), len(columns)))
     values = frame[columns].to_numpy(dtype=float)
     present = np.isfinite(values)
-    sums = sparse.csr_matrix(np.where(present, values, 0.0)) @ onehot
-    counts = sparse.csr_matrix(present.astype(float)) @ onehot
-    return (pd.DataFrame(sums.toarray(), index=frame.index, columns=groups),
-            pd.DataFrame(counts.toarray(), index=frame.index, columns=groups))
+    sums = members @ np.where(present, values, 0.0).T
+    counts = members @ present.T.astype(float)
+    return (pd.DataFrame(sums.T, index=frame.index, columns=groups),
+            pd.DataFrame(counts.T, index=frame.index, columns=groups))
 
 
 # --------------------------------------------------------------------------- DMA balance

@@ -57,7 +57,8 @@ def analyse(readings: pd.DataFrame, register: County, params: AnalysisParams,
                  lookback=timedelta(days=params.lookback_days),
                  max_skew=timedelta(minutes=params.max_clock_skew_min))
     # Readings a little ahead of "now" (clock skew) are kept for devices, not for balances.
-    data_now = data[data["time"] <= stamp]
+    # (time-sorted: a slice, where a mask would copy a county's 29 M rows)
+    data_now = data.iloc[:int(data["time"].searchsorted(stamp, side="right"))]
     findings: list[Finding] = []
     evaluated: dict[AlertKind, set[str]] = defaultdict(set)
 

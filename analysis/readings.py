@@ -62,20 +62,31 @@ def clean(readings: pd.DataFrame, now: datetime, *, lookback: timedelta,
     values = pd.to_numeric(readings["value"], errors="coerce").to_numpy(dtype=float)
     keep = (np.isfinite(values) & (stamps > (end - lookback).value)
             & (stamps <= (end + max_skew).value))
-    rows = np.flatnonzero(keep)
     labels = {name: categorical(readings[name]) for name in ("device", "kind", "field")}
-    codes = {name: column.codes[rows] for name, column in labels.items()}
-    # Time order first (stable: equal times keep their input order), then the last of
-    # each duplicate is the last of its run in that order.
-    order = np.argsort(stamps[rows], kind="stable")
-    rows = rows[order]
-    codes = {name: c[order] for name, c in codes.items()}
-    rows = rows[~_duplicated(stamps[rows], codes)]
+    # Time order (stable: equal times keep their input order), then the last of each
+    # duplicate is the last of its run in that order. The worker's frame is time-sorted
+    # and inside the window already: then no row moves and nothing is copied for it.
+    rows = None if keep.all() else np.flatnonzero(keep)
+    kept = stamps if rows is None else stamps[rows]
+    if not (kept[1:] >= kept[:-1]).all():
+        order = np.argsort(kept, kind="stable")
+        rows = order if rows is None else rows[order]
+        kept = stamps[rows]
+    codes = {name: (column.codes if rows is None else column.codes[rows])
+             for name, column in labels.items()}
+    repeated = _duplicated(kept, codes)
+    if repeated.any():
+        rows = np.flatnonzero(~repeated) if rows is None else rows[~repeated]
+
+    def pick(array: np.ndarray) -> np.ndarray:
+        return array if rows is None else array[rows]
+
     return pd.DataFrame({
-        "time": pd.DatetimeIndex(stamps[rows].view("datetime64[ns]")).tz_localize("UTC"),
-        **{name: pd.Categorical.from_codes(column.codes[rows], dtype=column.dtype)
+        "time": pd.DatetimeIndex(pick(stamps).view("datetime64[ns]")).tz_localize("UTC"),
+        **{name: pd.Categorical.from_codes(pick(column.codes), dtype=column.dtype,
+                                           validate=False)
            for name, column in labels.items()},
-        "value": values[rows],
+        "value": pick(values),
     })
 
 
@@ -85,15 +96,20 @@ def categorical(column: pd.Series) -> pd.Categorical:
     A categorical column keeps its codes (recoded once if its categories are unsorted):
     converting a county's history to strings and back costs seconds.
     """
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        labels = pd.Categorical(column)
-        names = labels.categories.astype(str)
-        if not names.equals(labels.categories) or not names.is_unique:
-            labels = pd.Categorical(column.astype(str))
-        elif not names.is_monotonic_increasing:
-            labels = labels.reorder_categories(names.sort_values())
-        return labels
-    return pd.Categorical(column.astype(str))
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return pd.Categorical(column.astype(str))
+    codes = column.cat.codes.to_numpy()
+    names = column.cat.categories
+    if names.dtype != object and not pd.api.types.is_string_dtype(names.dtype) \
+            or not names.is_unique or (codes < 0).any():
+        return pd.Categorical(column.astype(str))
+    if names.is_monotonic_increasing:
+        return pd.Categorical.from_codes(codes, dtype=column.dtype, validate=False)
+    order = np.argsort(names.to_numpy(dtype=object), kind="stable")
+    position = np.empty(len(order), dtype=codes.dtype)
+    position[order] = np.arange(len(order), dtype=codes.dtype)
+    return pd.Categorical.from_codes(position[codes], categories=names.take(order),
+                                     validate=False)
 
 
 def _duplicated(stamps: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
@@ -102,22 +118,28 @@ def _duplicated(stamps: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     # One int64 per row: rank of its time, then each label's code (+1: a missing label,
     # code -1, is a label of its own); hashing one column is far cheaper than four.
-    key = np.zeros(len(stamps), dtype=np.int64)
-    np.cumsum(stamps[1:] != stamps[:-1], out=key[1:])
-    bound = int(key[-1]) + 1
-    for column in codes.values():
-        width = int(column.max()) + 2
+    starts = np.flatnonzero(stamps[1:] != stamps[:-1]) + 1
+    lengths = np.diff(starts, prepend=0, append=len(stamps))
+    bound = len(lengths)
+    widths = [int(column.max()) + 2 for column in codes.values()]
+    for width in widths:
         bound *= width
-        if bound >= 2**62:
-            frame = pd.DataFrame({"time": stamps, **codes})
-            return frame.duplicated(keep="last").to_numpy()
-        key = key * width + (column.astype(np.int64) + 1)
+    if bound >= 2**62:
+        frame = pd.DataFrame({"time": stamps, **codes})
+        return frame.duplicated(keep="last").to_numpy()
+    labels = np.zeros(len(stamps), dtype=np.int64)
+    for width, column in zip(widths, codes.values(), strict=True):
+        labels *= width
+        labels += column
+        labels += 1
+    labels += np.repeat(np.arange(len(lengths), dtype=np.int64) * int(np.prod(widths)),
+                        lengths)
     # Duplicates are rare and the keys come nearly sorted (rows of one time in device
     # order), where a stable sort (timsort) is quick; hash only when there are some.
-    ordered = np.sort(key, kind="stable")
+    ordered = np.sort(labels, kind="stable")
     if not (ordered[1:] == ordered[:-1]).any():
-        return np.zeros(len(key), dtype=bool)
-    return pd.Series(key).duplicated(keep="last").to_numpy()
+        return np.zeros(len(labels), dtype=bool)
+    return pd.Series(labels).duplicated(keep="last").to_numpy()
 
 
 def series(readings: pd.DataFrame, kind: str, field: str) -> pd.DataFrame:
