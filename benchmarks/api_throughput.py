@@ -24,6 +24,10 @@ through alert intake:
 
 Targets (issue): each endpoint >= 50% of the trivial endpoint's throughput; p99 <= 50 ms at
 200 req/s.
+
+Where the time goes: for each wrk run, the CPU seconds used per request by the API's
+processes, by PostgreSQL's and by the whole machine (wrk and anything else running
+included), from /proc, so a shortfall can be told apart from a busy box.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 
 from common.alerts import Alert, AlertKind, Place, Severity, alert_key
@@ -223,23 +228,84 @@ end
 
 
 @dataclass
+class CpuUse:
+    """CPU milliseconds per request during a run: the API's processes, PostgreSQL's, and
+    every CPU of the machine (wrk and other load included)."""
+
+    api_ms: float = 0.0
+    postgres_ms: float = 0.0
+    machine_ms: float = 0.0
+
+
+@dataclass
 class WrkResult:
     requests_per_s: float
     p99_ms: float
     non_2xx: int
     requests: int
+    cpu: CpuUse | None = None
+
+
+def _cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # gone meanwhile
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _machine_busy_s() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+class CpuMeter:
+    """CPU used by the API (the server process and its workers) and by PostgreSQL (every
+    ``postgres`` process on the machine) between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, api_pid: int) -> None:
+        self.api_pid = api_pid
+        self._api: list[psutil.Process] = []
+        self._postgres: list[psutil.Process] = []
+        self._start = (0.0, 0.0, 0.0)
+
+    def start(self) -> None:
+        server = psutil.Process(self.api_pid)
+        self._api = [server, *server.children(recursive=True)]
+        self._postgres = [p for p in psutil.process_iter(["name"])
+                          if p.info["name"] == "postgres"]
+        self._start = (_cpu_seconds(self._api), _cpu_seconds(self._postgres), _machine_busy_s())
+
+    def stop(self, requests: int) -> CpuUse:
+        # backends opened during the run count too (those that exited before now do not)
+        known = {p.pid for p in self._postgres}
+        self._postgres += [p for p in psutil.process_iter(["name"])
+                           if p.info["name"] == "postgres" and p.pid not in known]
+        api, postgres, machine = (_cpu_seconds(self._api), _cpu_seconds(self._postgres),
+                                  _machine_busy_s())
+        per = 1000.0 / max(requests, 1)
+        return CpuUse((api - self._start[0]) * per, (postgres - self._start[1]) * per,
+                      (machine - self._start[2]) * per)
 
 
 def wrk(url: str, *, seconds: float, connections: int, headers: Sequence[str] = (),
-        script: Path | None = None) -> WrkResult:
+        script: Path | None = None, meter: CpuMeter | None = None) -> WrkResult:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--latency"]
     for header in headers:
         command += ["-H", header]
     if script is not None:
         command += ["-s", str(script)]
+    if meter is not None:
+        meter.start()
     done = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60,
                           check=True)
-    return parse_wrk(done.stdout)
+    result = parse_wrk(done.stdout)
+    if meter is not None:
+        result.cpu = meter.stop(result.requests)
+    return result
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -403,7 +469,8 @@ def run(plan: Plan) -> int:
         county = build_county(seed=7, villages=200)
         dmas = [(d.id, d.village) for d in county.dmas]
         open_tickets(base, credentials.service_token, leak_alerts(plan.tickets, dmas, 0))
-        return measure(plan, base, work, jwt, credentials.service_token, dmas, database)
+        return measure(plan, base, work, jwt, credentials.service_token, dmas, database,
+                       CpuMeter(server.pid))
     finally:
         if server is not None:
             server.terminate()
@@ -425,7 +492,7 @@ def alert_updates(database: str) -> int:
 
 
 def measure(plan: Plan, base: str, work: Path, jwt: str, service_token: str,
-            dmas: Sequence[tuple[str, str]], database: str) -> int:
+            dmas: Sequence[tuple[str, str]], database: str, meter: CpuMeter) -> int:
     as_dispatcher = f"Authorization: Bearer {jwt}"
     as_service = f"Authorization: Bearer {service_token}"
     script = write_intake_script(work, leak_alerts(plan.tickets, dmas, 0))
@@ -434,13 +501,14 @@ def measure(plan: Plan, base: str, work: Path, jwt: str, service_token: str,
           f"wrk -t2 -c{plan.connections} for {plan.duration_s:.0f} s each; "
           f"load average {os.getloadavg()[0]:.1f}")
     trivial = wrk(f"{base}/api/v1/health", seconds=plan.duration_s,
-                  connections=plan.connections)
+                  connections=plan.connections, meter=meter)
     tickets = wrk(f"{base}{listing}", seconds=plan.duration_s, connections=plan.connections,
-                  headers=[as_dispatcher])
+                  headers=[as_dispatcher], meter=meter)
     updates_before = alert_updates(database)
     intake = wrk(f"{base}/api/v1/alerts", seconds=plan.duration_s,
                  connections=plan.connections,
-                 headers=[as_service, "Content-Type: application/json"], script=script)
+                 headers=[as_service, "Content-Type: application/json"], script=script,
+                 meter=meter)
     written = alert_updates(database) - updates_before
     say(f"alert intake under wrk: {intake.requests:,} requests, {written:,} alert updates "
         "written (every request carries new evidence)")
@@ -465,12 +533,15 @@ def measure(plan: Plan, base: str, work: Path, jwt: str, service_token: str,
 def report(trivial: WrkResult, tickets: WrkResult, intake: WrkResult, list_latency: Latency,
            intake_latency: Latency) -> int:
     say("")
-    say(f"{'endpoint':40} {'req/s':>9} {'wrk p99 ms':>11} {'non-2xx':>8}")
+    say(f"{'endpoint':40} {'req/s':>9} {'wrk p99 ms':>11} {'non-2xx':>8}   CPU ms per request: "
+        "API / PostgreSQL / machine")
     for name, result in (("trivial: GET /api/v1/health", trivial),
                          ("open tickets: GET /api/v1/tickets", tickets),
                          ("alert intake: PUT /api/v1/alerts/{key}", intake)):
+        cpu = result.cpu or CpuUse()
         say(f"{name:40} {result.requests_per_s:9,.0f} {result.p99_ms:11.1f} "
-              f"{result.non_2xx:8d}")
+            f"{result.non_2xx:8d}   {cpu.api_ms:6.2f} / {cpu.postgres_ms:5.2f} / "
+            f"{cpu.machine_ms:5.2f}")
     say("")
     say(f"at a fixed {FIXED_RATE:.0f} req/s   {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
           f"{'errors':>7}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from api.alerts import service
 from api.alerts.schemas import AlertRead
 from api.alerts.service import IntakeResult, Stored
+from api.audit import service as audit
 from api.auth.security import Principal
 from api.emergency import service as emergency
 from api.emergency.plans import PlanDefinition
@@ -67,13 +69,15 @@ def _answer(result: IntakeResult) -> Received:
                     created=result.created)
 
 
-def _apply_one(db_session: Session, submission: Submission, rules: Mapping[AlertKind, TicketRule],
-               plans: Sequence[PlanDefinition], settings: ApiSettings,
-               stored: Stored | None) -> Received:
-    """One alert and its plans' changes, in the session's transaction (no commit)."""
+def _apply_one(db_session: Session, submission: Submission,
+               rules: Mapping[AlertKind, TicketRule], plans: Sequence[PlanDefinition],
+               settings: ApiSettings, stored: Stored | None,
+               audit_entries: list[dict[str, Any]]) -> Received:
+    """One alert and its plans' changes, in the session's transaction (no commit; its
+    audit entry goes to ``audit_entries``)."""
     result = service.apply(db_session=db_session, alert=submission.alert,
                            actor=submission.actor, rules=rules, settings=settings,
-                           stored=stored)
+                           stored=stored, audit_entries=audit_entries)
     if result.changed:
         for plan in plans:
             emergency.apply_alert(db_session=db_session, alert=submission.alert, plan=plan,
@@ -99,9 +103,12 @@ def receive_batch(*, session_factory: Callable[[], Session], batch: Sequence[Sub
             try:
                 stored = service.load_stored(db_session=db_session,
                                              keys=(s.alert.key for s in batch))
+                entries: list[dict[str, Any]] = []
                 answers: list[Outcome] = [
-                    _apply_one(db_session, submission, rules, plan_list, settings, stored)
+                    _apply_one(db_session, submission, rules, plan_list, settings, stored,
+                               entries)
                     for submission in batch]
+                audit.record_many(db_session=db_session, entries=entries)
                 db_session.commit()
                 return answers
             except Exception as exc:  # noqa: BLE001 - each alert is retried alone below
@@ -133,7 +140,10 @@ def _receive_alone(session_factory: Callable[[], Session], submission: Submissio
     for attempt in (1, 2):
         with session_factory() as db_session:
             try:
-                answer = _apply_one(db_session, submission, rules, plans, settings, None)
+                entries: list[dict[str, Any]] = []
+                answer = _apply_one(db_session, submission, rules, plans, settings, None,
+                                    entries)
+                audit.record_many(db_session=db_session, entries=entries)
                 db_session.commit()
                 return answer
             except Exception as exc:  # noqa: BLE001 - raised again in the alert's request

@@ -119,6 +119,7 @@ def apply(
     rules: Mapping[AlertKind, TicketRule],
     settings: ApiSettings,
     stored: Stored | None = None,
+    audit_entries: list[dict[str, Any]] | None = None,
 ) -> IntakeResult:
     """:func:`intake` without the commit: the change (alert, audit entry, ticket) is left in
     the session's transaction.
@@ -126,7 +127,9 @@ def apply(
     ``stored`` is what the caller already loaded (:func:`load_stored`) for a batch of
     alerts: a key missing from it is new. It is kept up to date (a new alert is added), so
     a later alert of the same key in the batch sees this one. Without it, this alert's row
-    is read here.
+    is read here. The alert's audit entry goes to ``audit_entries`` when given (the caller
+    inserts a batch's entries at once, :func:`api.audit.service.record_many`), else into the
+    session.
     """
     if stored is None:
         stored = load_stored(db_session=db_session, keys=(alert.key,))
@@ -155,8 +158,12 @@ def apply(
         record.received_at = utcnow()
         action = "alert.resolve" if "status" in changes and \
             alert.status is AlertStatus.RESOLVED else "alert.update"
-    audit.record(db_session=db_session, actor=actor, action=action, entity_type="alert",
-                 entity_id=alert.key, changes=changes)
+    if audit_entries is None:
+        audit.record(db_session=db_session, actor=actor, action=action, entity_type="alert",
+                     entity_id=alert.key, changes=changes)
+    else:
+        audit_entries.append(audit.values(actor=actor, action=action, entity_type="alert",
+                                          entity_id=alert.key, changes=changes))
     ticket = tickets.sync_with_alert(db_session=db_session, alert=record, contract=alert,
                                      rules=rules, actor=actor, settings=settings,
                                      linked=linked, opening=created or reraised)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
@@ -56,7 +55,7 @@ async def put_alert(key: AlertKey, alert: Alert, request: Request,
     """
     if alert.key != key:
         raise Invalid(f"body key {alert.key!r} differs from the URL's {key!r}")
-    received = await asyncio.wrap_future(intake_writer_of(request.app).submit(alert, sender))
+    received = await intake_writer_of(request.app).receive(alert, sender)
     return Response(content=received.body, media_type="application/json",
                     status_code=status.HTTP_201_CREATED if received.created
                     else status.HTTP_200_OK)

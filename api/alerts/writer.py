@@ -17,10 +17,11 @@ the other workers' writers are settled by the database, as between two requests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -42,15 +43,37 @@ MAX_BATCH = 64
 
 @dataclass(frozen=True, slots=True)
 class _Job:
+    """A submission and where its outcome goes: a thread's future, or a future on an event
+    loop (settled on that loop)."""
+
     submission: Submission
-    future: Future[Received]
+    future: Future[Received] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[Received] | None = None
+
+    def claim(self) -> bool:
+        """False when the caller gave up before the write began (nothing is written)."""
+        if self.future is not None:
+            return self.future.set_running_or_notify_cancel()
+        return self.waiter is not None and not self.waiter.cancelled()
+
+
+def _settle_on_loop(settled: Sequence[tuple[asyncio.Future[Received], flows.Outcome]]) -> None:
+    for waiter, outcome in settled:
+        if waiter.done():  # cancelled meanwhile (the client went away)
+            continue
+        if isinstance(outcome, Exception):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
 
 
 class IntakeWriter:
     """Takes alerts in batches on a thread of its own (started on first use).
 
-    :meth:`submit` queues an alert and returns a future: its :class:`Received` once the
-    alert is committed, or the error it failed with. :meth:`close` lets the thread finish
+    :meth:`receive` (on an event loop) or :meth:`submit` (from any thread, returning a
+    future) queue an alert; the answer is its :class:`Received` once the alert is committed,
+    or the error it failed with. :meth:`close` lets the thread finish
     what was queued and stop; a later :meth:`submit` starts a new one.
     """
 
@@ -71,14 +94,26 @@ class IntakeWriter:
     def submit(self, alert: Alert, actor: Principal) -> Future[Received]:
         """Queue ``alert`` (sent by ``actor``); thread-safe."""
         future: Future[Received] = Future()
+        self._put(_Job(Submission(alert, actor), future=future))
+        return future
+
+    async def receive(self, alert: Alert, actor: Principal) -> Received:
+        """Queue ``alert`` and wait, on the running event loop, until it is committed.
+
+        The writer settles every request of a batch on this loop with one wake-up."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Received] = loop.create_future()
+        self._put(_Job(Submission(alert, actor), loop=loop, waiter=waiter))
+        return await waiter
+
+    def _put(self, job: _Job) -> None:
         with self._lock:
             if self._queue is None or self._thread is None:
                 self._queue = queue.SimpleQueue()
                 self._thread = threading.Thread(target=self._run, args=(self._queue,),
                                                 name="alert-intake-writer", daemon=True)
                 self._thread.start()
-            self._queue.put(_Job(Submission(alert, actor), future))
-        return future
+            self._queue.put(job)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Finish the alerts queued so far, then stop the thread."""
@@ -111,9 +146,10 @@ class IntakeWriter:
                 return
 
     def _write(self, batch: list[_Job]) -> None:
-        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        live = [job for job in batch if job.claim()]
         if not live:
             return
+        outcomes: Sequence[flows.Outcome]
         try:
             outcomes = flows.receive_batch(
                 session_factory=self._session_factory,
@@ -121,11 +157,19 @@ class IntakeWriter:
                 settings=self._settings)
         except Exception as exc:  # noqa: BLE001 - e.g. no database: each request raises it
             log.warning("alert intake failed for a batch of %d: %s", len(live), exc)
-            for job in live:
-                job.future.set_exception(exc)
-            return
+            outcomes = [exc] * len(live)
+        on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Received],
+                                                             flows.Outcome]]] = {}
         for job, outcome in zip(live, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                job.future.set_exception(outcome)
-            else:
-                job.future.set_result(outcome)
+            if job.future is not None:
+                if isinstance(outcome, Exception):
+                    job.future.set_exception(outcome)
+                else:
+                    job.future.set_result(outcome)
+            elif job.loop is not None and job.waiter is not None:
+                on_loops.setdefault(job.loop, []).append((job.waiter, outcome))
+        for loop, settled in on_loops.items():
+            try:
+                loop.call_soon_threadsafe(_settle_on_loop, settled)
+            except RuntimeError:  # the loop has closed: nobody is waiting any more
+                log.info("an event loop closed before %d alerts were answered", len(settled))
