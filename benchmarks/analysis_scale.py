@@ -599,7 +599,7 @@ def figure_rows(results: Sequence[ScaleResult]) -> list[tuple[str, list[str], st
     cpu("warm pass: CPU s, Python / InfluxDB", [r.warm for r in results])
     add("warm pass: older pieces re-read (rolling)", [r.warm.reread for r in results],
         "{:,.0f}", growth=False)
-    add("restart pass (+30 min, from the snapshot): read, s",
+    add("restart pass (+30 min, snapshot): read, s",
         [r.restarted.read_s for r in results], "{:,.2f}")
     add("restart pass: analyse(), s", [r.restarted.analyse_s for r in results])
     add("restart pass: total, s", [r.restarted.total_s for r in results])
