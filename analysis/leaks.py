@@ -66,15 +66,45 @@ def continuous_volumes(volumes: pd.DataFrame, params: LeakParams, *,
     device = labels.codes
     value = frame["value"].to_numpy(dtype=float)
     same = np.zeros(len(frame), dtype=bool)
-    same[1:] = device[1:] == device[:-1]
-    prev = np.empty_like(value)
-    prev[0] = np.nan
-    prev[1:] = value[:-1]
+    np.equal(device[1:], device[:-1], out=same[1:])
+    step = np.zeros(len(frame))
+    np.subtract(value[1:], value[:-1], out=step[1:], where=same[1:])
+    # Only a fall or a step faster than max_flow_m3h over the shortest gap (1 min) can be
+    # an anomaly: classify those few rows, not all 21 M (full-size temporaries are what
+    # a county's meters cost).
+    rows = np.flatnonzero((step < 0) | (step > max_flow_m3h * (1 / 60)))
+    rows = rows[rows > 0]
+    kind, counted = _classify_steps(rows, same[rows], step[rows], value[rows],
+                                    value[rows - 1], frame["time"], params, max_flow_m3h)
+    flagged = rows[kind > 0]
+    change = step[flagged]
+    step[rows] = counted  # step becomes the volume counted for each reading
+    continuous = pd.DataFrame({"time": frame["time"], "device": frame["device"],
+                               "value": pd.Series(step).groupby(device, sort=False)
+                               .cumsum().to_numpy()})
+    anomalies = pd.DataFrame({"time": frame["time"].iloc[flagged].to_numpy(),
+                              "device": np.asarray(labels[flagged], dtype=object),
+                              "anomaly": np.array(("", *ANOMALIES), dtype=object)[
+                                  kind[kind > 0]],
+                              "change_m3": change})
+    anomalies["time"] = pd.to_datetime(anomalies["time"], utc=True)
+    return continuous, anomalies
+
+
+def _classify_steps(rows: np.ndarray, same: np.ndarray, step: np.ndarray, value: np.ndarray,
+                    prev: np.ndarray, times: pd.Series, params: LeakParams,
+                    max_flow_m3h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Anomaly of each given row (1 + index in ANOMALIES, 0 none) and the volume it counts.
+
+    ``rows`` index the (device, time)-sorted readings; ``same``: the previous row is the
+    same device's; ``step``, ``value``, ``prev``: the raw step, reading and previous reading.
+    Wraps add the modulus; a reset counts what the new register shows; a swap and a glitch
+    count nothing; reverse flow counts negative.
+    """
+    stamps = pd.DatetimeIndex(times).as_unit("ns").asi8
     # Hours since the previous reading (Series.dt.total_seconds' arithmetic on int64 ns).
-    stamps = pd.DatetimeIndex(frame["time"]).as_unit("ns").asi8
-    hours = np.ones(len(frame))
-    hours[1:] = np.where(same[1:], np.maximum(np.diff(stamps) / 1e9 / 3600.0, 1 / 60), 1.0)
-    step = np.where(same, value - prev, 0.0)
+    gap_h = (stamps[rows] - stamps[rows - 1]) / 1e9 / 3600.0
+    hours = np.where(same, np.maximum(gap_h, 1 / 60), 1.0)
     ceiling = max_flow_m3h * hours
     modulus = _modulus_above(prev, params.rollover_moduli_m3)
     wrapped = value + modulus - prev
@@ -89,20 +119,10 @@ def continuous_volumes(volumes: pd.DataFrame, params: LeakParams, *,
     counted[rollover] = wrapped[rollover]
     counted[reset] = value[reset]
     counted[swap | glitch] = 0.0
-    continuous = pd.DataFrame({"time": frame["time"], "device": frame["device"],
-                               "value": pd.Series(counted).groupby(device, sort=False)
-                               .cumsum().to_numpy()})
-    kind = np.zeros(len(frame), dtype=np.int8)  # 1 + index in ANOMALIES, 0 none
+    kind = np.zeros(len(rows), dtype=np.int8)
     for number, mask in enumerate((rollover, reset, swap, reverse, glitch), start=1):
         kind[mask] = number
-    flagged = np.flatnonzero(kind)
-    anomalies = pd.DataFrame({"time": frame["time"].iloc[flagged].to_numpy(),
-                              "device": np.asarray(labels[flagged], dtype=object),
-                              "anomaly": np.array(("", *ANOMALIES), dtype=object)[
-                                  kind[flagged]],
-                              "change_m3": step[flagged]})
-    anomalies["time"] = pd.to_datetime(anomalies["time"], utc=True)
-    return continuous, anomalies
+    return kind, counted
 
 
 def _by_device(rows: pd.DataFrame) -> pd.DataFrame:

@@ -63,8 +63,11 @@ SEED = 20260601
 DETAIL = timedelta(hours=72)  # InfluxSource's default raw window for pumps, tanks, analysers
 MISSING_RATE = 0.005
 TARGET_S = 20.0
+#: bumped when the recorded frame changes (2: no meter status word, as the worker reads)
+INPUT_VERSION = 2
 MB = 1024 * 1024
-_STATES = ("valve", "battery_low", "tamper", "status", "balance_yuan")
+#: meter state fields the worker reads (analysis.source: the status word is not read)
+_STATES = ("valve", "battery_low", "tamper", "balance_yuan")
 
 #: (module, function) pairs timed with ``--stages``; a name the code no longer has is skipped
 STAGES: list[tuple[Any, str]] = [
@@ -171,9 +174,7 @@ class WorkerFrameRecorder:
         present = np.flatnonzero(self._present(len(self.meters)) & ~states.meter_offline)
         self.volumes.append((stamp, present, states.meter_volume_m3.round(2)[present]))
         closed = ~states.valve_open
-        status = (closed.astype(np.int64) | (states.battery_low.astype(np.int64) << 2)
-                  | (states.tamper.astype(np.int64) << 8))
-        columns = np.column_stack([closed, states.battery_low, states.tamper, status,
+        columns = np.column_stack([closed, states.battery_low, states.tamper,
                                    states.balance_yuan.round(2)]).astype(float)[present]
         abnormal = (closed | states.battery_low | states.tamper)[present]
         self.states.append((stamp, present[abnormal], columns[abnormal]))
@@ -245,7 +246,7 @@ def build_input(villages: int, days: int, seed: int) -> tuple[County, pd.DataFra
 def load_input(villages: int, days: int, seed: int,
                cache_dir: Path) -> tuple[County, pd.DataFrame, datetime, float]:
     """The scale's input from the cache, or simulated and cached; (..., seconds to build)."""
-    path = cache_dir / f"input-v{villages}-d{days}-s{seed}.pickle"
+    path = cache_dir / f"input{INPUT_VERSION}-v{villages}-d{days}-s{seed}.pickle"
     began = time.perf_counter()
     if path.exists():
         with path.open("rb") as handle:
