@@ -99,11 +99,21 @@ def reporting_intervals(readings: pd.DataFrame) -> pd.Series:
     times = _nanoseconds(readings["time"])
     recent = times > times.max() - pd.Timedelta(days=1).value
     labels = _labels(readings["device"])
-    # Integer codes and nanoseconds: the same pairs and order as the ids and times.
-    pairs = pd.DataFrame({"device": labels.codes[recent], "time": times[recent]})
-    pairs = pairs.drop_duplicates().sort_values(["device", "time"])
-    gaps = pairs.groupby("device")["time"].diff() / 1e9 / 60
-    medians = gaps.groupby(pairs["device"]).median().dropna()
+    # Integer codes and nanoseconds in (device, time) order: on time-sorted readings a
+    # stable sort of the codes alone (a radix sort when they fit 16 bits) gives it.
+    codes, stamps = labels.codes[recent], times[recent]
+    if (stamps[1:] >= stamps[:-1]).all():
+        keys = codes.astype(np.uint16) if len(labels.categories) < 2**16 else codes
+        order = np.argsort(keys, kind="stable")
+    else:
+        order = np.lexsort((stamps, codes))
+    codes, stamps = codes[order], stamps[order]
+    first = np.ones(len(codes), dtype=bool)  # one row per (device, time): fields share it
+    first[1:] = (codes[1:] != codes[:-1]) | (stamps[1:] != stamps[:-1])
+    codes, stamps = codes[first], stamps[first]
+    same = codes[1:] == codes[:-1]
+    gaps = pd.Series(np.diff(stamps)[same] / 1e9 / 60)  # Series.dt.total_seconds' arithmetic
+    medians = gaps.groupby(codes[1:][same]).median().dropna()
     return pd.Series(medians.to_numpy(), index=labels.categories.take(medians.index.to_numpy()),
                      name="time")
 
