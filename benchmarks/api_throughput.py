@@ -262,29 +262,40 @@ def _machine_busy_s() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
+def _postgres_seconds() -> float:
+    """CPU of every PostgreSQL process so far, exited backends included (the postmaster
+    collects their times as its children's)."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "ppid"]):
+        if process.info["name"] != "postgres":
+            continue
+        try:
+            times = process.cpu_times()
+            parent = psutil.Process(process.info["ppid"]).name()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+        if parent != "postgres":  # the postmaster
+            total += times.children_user + times.children_system
+    return total
+
+
 class CpuMeter:
-    """CPU used by the API (the server process and its workers) and by PostgreSQL (every
-    ``postgres`` process on the machine) between :meth:`start` and :meth:`stop`."""
+    """CPU used by the API (the server process and its workers), by PostgreSQL and by the
+    whole machine between :meth:`start` and :meth:`stop`."""
 
     def __init__(self, api_pid: int) -> None:
         self.api_pid = api_pid
         self._api: list[psutil.Process] = []
-        self._postgres: list[psutil.Process] = []
         self._start = (0.0, 0.0, 0.0)
 
     def start(self) -> None:
         server = psutil.Process(self.api_pid)
         self._api = [server, *server.children(recursive=True)]
-        self._postgres = [p for p in psutil.process_iter(["name"])
-                          if p.info["name"] == "postgres"]
-        self._start = (_cpu_seconds(self._api), _cpu_seconds(self._postgres), _machine_busy_s())
+        self._start = (_cpu_seconds(self._api), _postgres_seconds(), _machine_busy_s())
 
     def stop(self, requests: int) -> CpuUse:
-        # backends opened during the run count too (those that exited before now do not)
-        known = {p.pid for p in self._postgres}
-        self._postgres += [p for p in psutil.process_iter(["name"])
-                           if p.info["name"] == "postgres" and p.pid not in known]
-        api, postgres, machine = (_cpu_seconds(self._api), _cpu_seconds(self._postgres),
+        api, postgres, machine = (_cpu_seconds(self._api), _postgres_seconds(),
                                   _machine_busy_s())
         per = 1000.0 / max(requests, 1)
         return CpuUse((api - self._start[0]) * per, (postgres - self._start[1]) * per,
