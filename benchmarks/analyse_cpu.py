@@ -1,7 +1,8 @@
 """``analysis.pipeline.analyse()`` alone at county scale, without InfluxDB.
 
 Run: ``.venv/bin/python benchmarks/analyse_cpu.py [--villages 20 200] [--days 15]
-[--repeat 1] [--stages] [--cache-dir var/analyse-cpu] [--save FILE] [--compare FILE]``.
+[--repeat 1] [--stages] [--back-hours 0] [--cache-dir var/analyse-cpu] [--save FILE]
+[--compare FILE]``. Method and recorded results: benchmarks/README.md.
 
 Per scale (``simulator.county.build_county(seed, villages)``, ~300 meters and one DMA per
 village, the default incident scenario) the simulator engine is stepped for ``--days`` and
@@ -46,6 +47,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _revision import code_revision  # noqa: E402
 
 from analysis import devices, leaks, pipeline, quality, shortage  # noqa: E402
 from analysis.params import AnalysisParams  # noqa: E402
@@ -373,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write the passes' findings and KPIs")
     parser.add_argument("--compare", type=Path, help="check against a --save file")
     args = parser.parse_args(argv)
-    out(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    out(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
+        f"code {code_revision(REPO, 'analysis', 'common')}")
     saved: dict[str, Any] = {}
     reference = json.loads(args.compare.read_text()) if args.compare else None
     rows: list[tuple[int, int, int, float, float, int]] = []
