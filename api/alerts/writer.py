@@ -108,7 +108,7 @@ class IntakeWriter:
 
     def _put(self, job: _Job) -> None:
         with self._lock:
-            if self._queue is None or self._thread is None:
+            if self._queue is None or self._thread is None or not self._thread.is_alive():
                 self._queue = queue.SimpleQueue()
                 self._thread = threading.Thread(target=self._run, args=(self._queue,),
                                                 name="alert-intake-writer", daemon=True)

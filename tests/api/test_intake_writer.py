@@ -224,3 +224,12 @@ def test_the_api_answers_concurrent_puts_after_committing_them(
     assert mismatch.status_code == 422
     later = alert(updated_at=T0 + timedelta(hours=1))
     assert put_alert(client, admin, later).status_code == 201
+
+
+def test_a_closed_writer_finishes_its_queue_and_starts_again_when_given_more(
+        app: FastAPI, county: None, writer: IntakeWriter, db_session: Session) -> None:
+    queued = [writer.submit(_leak(n), SYSTEM) for n in range(3)]
+    writer.close()
+    assert all(f.done() and f.result().created for f in queued)
+    assert writer.submit(_leak(0, revision=1), SYSTEM).result(timeout=60).created is False
+    assert db_session.scalar(select(func.count()).select_from(AlertRecord)) == 3
