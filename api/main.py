@@ -42,8 +42,11 @@ from common.settings import PLACEHOLDER_SECRETS, ApiSettings, Settings, get_sett
 
 log = logging.getLogger(__name__)
 
+# The busiest routes first: Starlette tries routes in order, and each miss costs a few
+# microseconds (the alert PUT matched behind every auth and asset route took ~300 us).
+# The prefixes do not overlap, so the order changes nothing else.
 CORE_ROUTERS: tuple[APIRouter, ...] = (
-    auth_router, assets_router, alerts_router, tickets_router, crews_router, audit_router)
+    alerts_router, tickets_router, auth_router, assets_router, crews_router, audit_router)
 #: Routers of the other api/ packages, mounted when the package is present: each module
 #: exposes ``router`` (an ``APIRouter`` carrying its own ``/api/v1/...`` prefix).
 PACKAGE_ROUTERS: tuple[str, ...] = (
