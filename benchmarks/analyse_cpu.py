@@ -48,6 +48,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _wire  # noqa: E402
 from _revision import code_revision  # noqa: E402
 
 from analysis import devices, leaks, pipeline, quality, shortage  # noqa: E402
@@ -116,38 +117,23 @@ class WorkerFrameRecorder:
                       for i, kind in enumerate(by_kind)}
         self.pairs = [(kind, name) for kind in by_kind for name in FIELDS[kind]]
         self.pair_code = {pair: i for i, pair in enumerate(self.pairs)}
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for a, analyser in enumerate(county.analysers):
-            groups.setdefault(tuple(analyser.parameters), []).append(a)
-        self.analyser_groups = {k: np.array(v) for k, v in groups.items()}
+        self.analyser_groups = _wire.analyser_groups(county)
 
     def _present(self, count: int) -> np.ndarray:
         return self.rng.random(count) >= MISSING_RATE
 
-    def _due(self, moment: datetime, every_min: int) -> bool:
-        return int(moment.timestamp()) // 60 % every_min == 0
-
     def add(self, states: DeviceStates) -> None:
         moment, every = states.time, self.intervals
         stamp = int(pd.Timestamp(moment).value)
-        if self._due(moment, every.pump_min):
-            self._points(stamp, "pump", {
-                "running": states.pump_running, "frequency_hz": states.pump_frequency_hz.round(2),
-                "current_a": states.pump_current_a.round(1),
-                "flow_m3h": states.pump_flow_m3h.round(2),
-                "outlet_pressure_mpa": states.pump_pressure_mpa.round(3),
-                "well_level_m": states.well_level_m.round(2),
-                "run_hours": states.pump_run_hours.round(2),
-                "fault_code": states.pump_fault_code})
-        if self._due(moment, every.tank_min):
-            self._points(stamp, "tank", {"level_m": states.tank_level_m.round(3),
-                                         "volume_m3": states.tank_volume_m3.round(2)})
-        if self._due(moment, every.inflow_min):
-            self._points(stamp, "dma_inflow", {"flow_m3h": states.inflow_m3h.round(3),
-                                               "volume_m3": states.inflow_volume_m3.round(3)})
-        if self._due(moment, every.quality_min) and self.county.analysers:
+        if _wire.due(moment, every.pump_min):
+            self._points(stamp, "pump", _wire.pump_columns(states))
+        if _wire.due(moment, every.tank_min):
+            self._points(stamp, "tank", _wire.tank_columns(states))
+        if _wire.due(moment, every.inflow_min):
+            self._points(stamp, "dma_inflow", _wire.inflow_columns(states))
+        if _wire.due(moment, every.quality_min) and self.county.analysers:
             self._quality(stamp, states)
-        if self._due(moment, every.meter_min):
+        if _wire.due(moment, every.meter_min):
             self._meters(stamp, states)
 
     def _points(self, stamp: int, kind: str, columns: dict[str, np.ndarray],
@@ -162,10 +148,7 @@ class WorkerFrameRecorder:
                                (values if rows is None else values[rows])[present]))
 
     def _quality(self, stamp: int, states: DeviceStates) -> None:
-        arrays = {"turbidity_ntu": states.turbidity_ntu.round(3),
-                  "free_chlorine_mgl": states.free_chlorine_mgl.round(3),
-                  "ph": states.ph.round(2), "conductivity_uscm": states.conductivity_uscm.round(1),
-                  "temperature_c": states.temperature_c.round(2)}
+        arrays = _wire.quality_columns(states)
         for parameters, rows in self.analyser_groups.items():
             self._points(stamp, "quality", {p: arrays[p] for p in parameters}, rows)
 

@@ -57,6 +57,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _wire, also when loaded by path
+
+import _wire  # noqa: E402
 
 from common.register import County  # noqa: E402
 from common.schema import FIELDS  # noqa: E402
@@ -267,6 +270,7 @@ class LongRecorder:
         self._inflows = self._codes(d.inflow_meter for d in county.dmas)
         self._meters = self._codes(h.meter for h in county.households)
         self._analysers = self._codes(a.id for a in county.analysers)
+        self._analyser_groups = _wire.analyser_groups(county)
         self._chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         self._closed = np.zeros(len(county.households), dtype=bool)
         self._open_closures: dict[int, ValveClosure] = {}
@@ -281,9 +285,6 @@ class LongRecorder:
                 self.devices.append(device)
             codes.append(self._device_ix[device])
         return np.array(codes, dtype=np.int32)
-
-    def _due(self, moment: datetime, every_min: int) -> bool:
-        return int(moment.timestamp()) // 60 % every_min == 0
 
     def _add(self, moment: datetime, kind: str, devices: np.ndarray,
              columns: dict[str, np.ndarray], present: np.ndarray) -> None:
@@ -304,27 +305,18 @@ class LongRecorder:
         """Record one simulator step (every step: valve closures are tracked per step)."""
         self._track_valves(states)
         moment, every = states.time, self.intervals
-        if self._due(moment, every.pump_min):
-            self._add(moment, "pump", self._wells, {
-                "running": states.pump_running, "frequency_hz": states.pump_frequency_hz.round(2),
-                "current_a": states.pump_current_a.round(1),
-                "flow_m3h": states.pump_flow_m3h.round(2),
-                "outlet_pressure_mpa": states.pump_pressure_mpa.round(3),
-                "well_level_m": states.well_level_m.round(2),
-                "run_hours": states.pump_run_hours.round(2),
-                "fault_code": states.pump_fault_code}, self._present(self._wells.size))
-        if self._due(moment, every.tank_min):
-            self._add(moment, "tank", self._tanks, {
-                "level_m": states.tank_level_m.round(3),
-                "volume_m3": states.tank_volume_m3.round(2)}, self._present(self._tanks.size))
-        if self._due(moment, every.inflow_min):
-            self._add(moment, "dma_inflow", self._inflows, {
-                "flow_m3h": states.inflow_m3h.round(3),
-                "volume_m3": states.inflow_volume_m3.round(3)},
-                self._present(self._inflows.size))
-        if self._due(moment, every.quality_min) and self.county.analysers:
+        if _wire.due(moment, every.pump_min):
+            self._add(moment, "pump", self._wells, _wire.pump_columns(states),
+                      self._present(self._wells.size))
+        if _wire.due(moment, every.tank_min):
+            self._add(moment, "tank", self._tanks, _wire.tank_columns(states),
+                      self._present(self._tanks.size))
+        if _wire.due(moment, every.inflow_min):
+            self._add(moment, "dma_inflow", self._inflows, _wire.inflow_columns(states),
+                      self._present(self._inflows.size))
+        if _wire.due(moment, every.quality_min) and self.county.analysers:
             self._quality(moment, states)
-        if self._due(moment, every.meter_min):
+        if _wire.due(moment, every.meter_min):
             self._add(moment, "meter", self._meters, {
                 "volume_m3": states.meter_volume_m3.round(2),
                 "balance_yuan": states.balance_yuan.round(2),
@@ -337,16 +329,9 @@ class LongRecorder:
                 self._present(self._meters.size) & ~states.meter_offline)
 
     def _quality(self, moment: datetime, states: DeviceStates) -> None:
-        arrays = {"turbidity_ntu": states.turbidity_ntu.round(3),
-                  "free_chlorine_mgl": states.free_chlorine_mgl.round(3),
-                  "ph": states.ph.round(2), "conductivity_uscm": states.conductivity_uscm.round(1),
-                  "temperature_c": states.temperature_c.round(2)}
+        arrays = _wire.quality_columns(states)
         present = self._present(self._analysers.size)
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for a, analyser in enumerate(self.county.analysers):
-            groups.setdefault(tuple(analyser.parameters), []).append(a)
-        for parameters, members in groups.items():
-            index = np.array(members)
+        for parameters, index in self._analyser_groups.items():
             self._add(moment, "quality", self._analysers[index],
                       {name: arrays[name][index] for name in parameters}, present[index])
 
