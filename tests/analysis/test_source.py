@@ -224,14 +224,20 @@ def _cache(source: InfluxSource, snapshot: Path | None) -> ReadingCache:
                         reload=timedelta(days=1), snapshot=snapshot)
 
 
+def _saved_cache(source: InfluxSource, snapshot: Path, end: datetime) -> ReadingCache:
+    """A cache refreshed up to ``end`` whose snapshot is written (the write waited for)."""
+    cache = _cache(source, snapshot)
+    cache.refresh(end)
+    cache.save()
+    cache.wait()
+    return cache
+
+
 def test_a_cache_restored_from_its_snapshot_refreshes_as_the_one_that_kept_running(
         influx: InfluxClient, stored: Stored, tmp_path: Path) -> None:
     source = InfluxSource(influx, stored.county, detail=timedelta(hours=12))
     snapshot = tmp_path / "readings.npz"
-    running = _cache(source, snapshot)
-    running.refresh(stored.end - timedelta(hours=9))
-    running.save()
-    running.wait()
+    running = _saved_cache(source, snapshot, stored.end - timedelta(hours=9))
     assert snapshot.exists() and len(running.snapshot_writes) == 1
     restarted = _cache(source, snapshot)
     after_restart = plain(restarted.refresh(stored.end))
@@ -250,10 +256,7 @@ def test_an_unusable_snapshot_falls_back_to_a_full_read(
         caplog: pytest.LogCaptureFixture) -> None:
     source = InfluxSource(influx, stored.county, detail=timedelta(hours=12))
     snapshot = tmp_path / "readings.npz"
-    first = _cache(source, snapshot)
-    first.refresh(stored.end - timedelta(hours=9))
-    first.save()
-    first.wait()
+    _saved_cache(source, snapshot, stored.end - timedelta(hours=9))
     if damage == "truncated":
         snapshot.write_bytes(snapshot.read_bytes()[:5000])
     elif damage == "garbage":
