@@ -43,14 +43,26 @@ def test_leak_judgement_needs_n_good_nights_and_reopens_on_a_bad_one() -> None:
     assert bad.result is verification.Result.REOPEN and "2026-07-03" in bad.detail
 
 
+def _resolve(client: TestClient, admin: dict[str, str], crew: Crew, ticket_id: int) -> None:
+    """Schedule the ticket on ``crew``, start it and resolve it, as the crew would."""
+    for step, fields in (("scheduled", {"crew_id": crew.id}), ("in_progress", {}),
+                         ("resolved", {"note": "repaired"})):
+        assert move(client, admin, ticket_id, step, **fields).status_code == 200
+
+
 def _resolved_ticket(client: TestClient, admin: dict[str, str], crew: Crew,
                      body_kind: AlertKind, subject: str, place: Place) -> int:
     ticket_id: int = put_alert(client, admin, alert(body_kind, subject, Severity.HIGH,
                                                     place=place)).json()["ticket_id"]
-    for step, fields in (("scheduled", {"crew_id": crew.id}), ("in_progress", {}),
-                         ("resolved", {"note": "repaired"})):
-        assert move(client, admin, ticket_id, step, **fields).status_code == 200
+    _resolve(client, admin, crew, ticket_id)
     return ticket_id
+
+
+def _stored_resolved(db_session: Session, ticket_id: int) -> tuple[Ticket, datetime]:
+    """The resolved ticket as stored, and when it was resolved (verification starts there)."""
+    ticket = db_session.get(Ticket, ticket_id)
+    assert ticket is not None and ticket.resolved_at is not None
+    return ticket, ticket.resolved_at
 
 
 def _write_night_flows(influx: InfluxClient, after: datetime, flow_m3h: float,
@@ -75,12 +87,11 @@ def test_leak_ticket_is_verified_or_reopened_by_night_flow(
     import_county(client, admin)
     ticket_id = _resolved_ticket(client, admin, make_crew("north"), AlertKind.NIGHT_FLOW,
                                  "dma-v001", Place(village="v001", dma="dma-v001"))
-    ticket = db_session.get(Ticket, ticket_id)
-    assert ticket is not None and ticket.resolved_at is not None
-    _write_night_flows(influx, ticket.resolved_at, night_flow_m3h, nights=3)
+    _, resolved_at = _stored_resolved(db_session, ticket_id)
+    _write_night_flows(influx, resolved_at, night_flow_m3h, nights=3)
     outcomes = verification.verify_resolved(
         db_session=db_session, influx=influx, settings=SETTINGS,
-        now=ticket.resolved_at + timedelta(days=4))
+        now=resolved_at + timedelta(days=4))
     assert [o.ticket_id for o in outcomes] == [ticket_id]
     after = client.get(f"/api/v1/tickets/{ticket_id}", headers=admin).json()
     assert after["status"] == expected
@@ -96,12 +107,11 @@ def test_leak_ticket_waits_for_enough_nights(client: TestClient, admin: dict[str
     import_county(client, admin)
     ticket_id = _resolved_ticket(client, admin, make_crew("north"), AlertKind.NIGHT_FLOW,
                                  "dma-v001", Place(village="v001", dma="dma-v001"))
-    ticket = db_session.get(Ticket, ticket_id)
-    assert ticket is not None and ticket.resolved_at is not None
-    _write_night_flows(influx, ticket.resolved_at, 1.0, nights=1)
+    _, resolved_at = _stored_resolved(db_session, ticket_id)
+    _write_night_flows(influx, resolved_at, 1.0, nights=1)
     outcome, = verification.verify_resolved(db_session=db_session, influx=influx,
                                             settings=SETTINGS,
-                                            now=ticket.resolved_at + timedelta(days=2))
+                                            now=resolved_at + timedelta(days=2))
     assert outcome.result is verification.Result.PENDING
     assert client.get(f"/api/v1/tickets/{ticket_id}", headers=admin).json()["status"] == \
         "resolved"
@@ -115,14 +125,13 @@ def test_valve_ticket_is_verified_when_the_valve_reports_open(
     ticket_id = _resolved_ticket(
         client, admin, make_crew("meters", ["meter"]), AlertKind.VALVE_CLOSED, household.id,
         Place(village=household.village, household=household.id, device=household.meter))
-    ticket = db_session.get(Ticket, ticket_id)
-    assert ticket is not None and ticket.resolved_at is not None
-    moment = to_millis(ticket.resolved_at + timedelta(minutes=30))
+    _, resolved_at = _stored_resolved(db_session, ticket_id)
+    moment = to_millis(resolved_at + timedelta(minutes=30))
     influx.write_lines([f'meter,device={household.meter},village={household.village} '
                         f'volume_m3=12.5,valve="open" {moment}'])
     outcome, = verification.verify_resolved(db_session=db_session, influx=influx,
                                             settings=SETTINGS,
-                                            now=ticket.resolved_at + timedelta(hours=1))
+                                            now=resolved_at + timedelta(hours=1))
     assert outcome.result is verification.Result.VERIFIED
 
 
@@ -134,16 +143,15 @@ def test_offline_meter_ticket_reopens_when_readings_do_not_resume(
     ticket_id = _resolved_ticket(client, admin, make_crew("meters", ["meter"]),
                                  AlertKind.DEVICE_SILENT, meter,
                                  Place(village="v001", device=meter))
-    ticket = db_session.get(Ticket, ticket_id)
-    assert ticket is not None and ticket.resolved_at is not None
+    _, resolved_at = _stored_resolved(db_session, ticket_id)
     influx.ensure_database()
     waiting, = verification.verify_resolved(db_session=db_session, influx=influx,
                                             settings=SETTINGS,
-                                            now=ticket.resolved_at + timedelta(hours=2))
+                                            now=resolved_at + timedelta(hours=2))
     assert waiting.result is verification.Result.PENDING
     silent, = verification.verify_resolved(db_session=db_session, influx=influx,
                                            settings=SETTINGS,
-                                           now=ticket.resolved_at + timedelta(hours=25))
+                                           now=resolved_at + timedelta(hours=25))
     assert silent.result is verification.Result.REOPEN
 
 
@@ -183,17 +191,16 @@ def test_a_leak_survey_is_judged_by_the_dmas_losses_after_the_repair(
     import_county(client, admin)
     ticket_id = _resolved_ticket(client, admin, make_crew("north"), AlertKind.WATER_BALANCE,
                                  "dma-v001", Place(village="v001", dma="dma-v001"))
-    ticket = db_session.get(Ticket, ticket_id)
-    assert ticket is not None and ticket.resolved_at is not None
+    ticket, resolved_at = _stored_resolved(db_session, ticket_id)
     assert ticket.type.value == "leak_survey"
-    _write_loss_days(influx, ticket.resolved_at, nrw_share, days=7)
+    _write_loss_days(influx, resolved_at, nrw_share, days=7)
     early, = verification.verify_resolved(db_session=db_session, influx=influx,
                                           settings=SETTINGS,
-                                          now=ticket.resolved_at + timedelta(days=4))
+                                          now=resolved_at + timedelta(days=4))
     assert early.result is verification.Result.PENDING and "days of water balance" in \
         early.detail
     verification.verify_resolved(db_session=db_session, influx=influx, settings=SETTINGS,
-                                 now=ticket.resolved_at + timedelta(days=9))
+                                 now=resolved_at + timedelta(days=9))
     after = client.get(f"/api/v1/tickets/{ticket_id}", headers=admin).json()
     assert after["status"] == expected, after["verification"]
     assert len(after["verification"]["days"]) == 7
@@ -205,15 +212,12 @@ def test_a_leak_without_a_night_baseline_is_judged_by_the_water_balance(
     import_county(client, admin)
     ticket_id = put_alert(client, admin, alert(evidence={"excess_loss_m3h": 1.2})
                           ).json()["ticket_id"]
-    for step, fields in (("scheduled", {"crew_id": make_crew("north").id}),
-                         ("in_progress", {}), ("resolved", {"note": "repaired"})):
-        assert move(client, admin, ticket_id, step, **fields).status_code == 200
-    ticket = db_session.get(Ticket, ticket_id)
-    assert ticket is not None and ticket.resolved_at is not None
-    _write_loss_days(influx, ticket.resolved_at, 0.05, days=7)
+    _resolve(client, admin, make_crew("north"), ticket_id)
+    _, resolved_at = _stored_resolved(db_session, ticket_id)
+    _write_loss_days(influx, resolved_at, 0.05, days=7)
     outcome, = verification.verify_resolved(db_session=db_session, influx=influx,
                                             settings=SETTINGS,
-                                            now=ticket.resolved_at + timedelta(days=9))
+                                            now=resolved_at + timedelta(days=9))
     assert outcome.result is verification.Result.VERIFIED
     assert outcome.detail.startswith("no night-flow baseline for the DMA, judged by its water")
 
@@ -226,10 +230,9 @@ def test_other_tickets_wait_for_every_joined_alert_to_resolve(
     ticket_id = _resolved_ticket(client, admin, make_crew("pumps", ["pump_electrical"]),
                                  AlertKind.PUMP_FAULT, "well-v001-1", pump)
     put_alert(client, admin, alert(AlertKind.PUMP_CYCLING, "well-v001-1", place=pump))
-    ticket = db_session.get(Ticket, ticket_id)
-    assert ticket is not None and ticket.resolved_at is not None
+    ticket, resolved_at = _stored_resolved(db_session, ticket_id)
     assert ticket.alert_keys == ["pump_fault:well-v001-1", "pump_cycling:well-v001-1"]
-    later = ticket.resolved_at + timedelta(hours=2)
+    later = resolved_at + timedelta(hours=2)
     put_alert(client, admin, alert(AlertKind.PUMP_FAULT, "well-v001-1", place=pump,
                                    status=AlertStatus.RESOLVED, resolved_at=later,
                                    updated_at=later))
