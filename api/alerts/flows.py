@@ -1,9 +1,9 @@
 """Receiving an alert: store it (and keep its ticket in step), then let the emergency plans
 see it (a shortage alert may activate, escalate or stand down a plan).
 
-:func:`receive` takes one alert and commits; :func:`receive_batch` takes many in one
-transaction and one commit (the API's intake writer, api/alerts/writer.py), with the same
-result for each alert as if it had come alone.
+:func:`receive_batch` takes the alerts waiting in the API's intake writer
+(api/alerts/writer.py) in one transaction and one commit, with the same result for each
+alert as if it had come alone (a failed batch is taken in again alert by alert).
 """
 
 from __future__ import annotations
@@ -28,18 +28,6 @@ from common.alerts import Alert, AlertKind
 from common.settings import ApiSettings
 
 log = logging.getLogger(__name__)
-
-
-def receive(*, db_session: Session, alert: Alert, actor: Principal,
-            rules: Mapping[AlertKind, TicketRule], plans: Iterable[PlanDefinition],
-            settings: ApiSettings) -> IntakeResult:
-    """Intake, then the emergency plans (each commits its own change; repeats are no-ops)."""
-    result = service.intake(db_session=db_session, alert=alert, actor=actor, rules=rules,
-                            settings=settings)
-    if result.changed:
-        for plan in plans:
-            emergency.apply_alert(db_session=db_session, alert=alert, plan=plan, actor=actor)
-    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +73,29 @@ def _apply_one(db_session: Session, submission: Submission,
     return _answer(result)
 
 
+def _commit(db_session: Session, batch: Sequence[Submission],
+            rules: Mapping[AlertKind, TicketRule], plans: Sequence[PlanDefinition],
+            settings: ApiSettings, stored: Stored | None) -> list[Received]:
+    """Apply ``batch`` in order, insert its audit entries at once and commit."""
+    entries: list[dict[str, Any]] = []
+    answers = [_apply_one(db_session, submission, rules, plans, settings, stored, entries)
+               for submission in batch]
+    audit.record_many(db_session=db_session, entries=entries)
+    db_session.commit()
+    return answers
+
+
 def receive_batch(*, session_factory: Callable[[], Session], batch: Sequence[Submission],
                   rules: Mapping[AlertKind, TicketRule], plans: Iterable[PlanDefinition],
                   settings: ApiSettings) -> list[Outcome]:
     """Take in ``batch`` in arrival order: one query for the stored alerts and their
-    tickets, every change, one commit. Each outcome is what :func:`receive` would have given
-    for that alert alone (same body, same ``created``, same error).
+    tickets, every change, one commit. Each outcome is what that alert alone would have
+    given (same body, same ``created``, same error).
 
     Should anything fail (an alert that does not fit the database, two workers racing to
     open one problem's ticket, a deadlock between two batches), nothing of the batch is
-    kept and each alert is taken in again in a transaction of its own, as :func:`receive`
-    does (a race replays once): one bad alert fails alone and the others commit.
+    kept and each alert is taken in again in a transaction of its own (a race replays
+    once): one bad alert fails alone and the others commit.
     """
     plan_list = list(plans)
     if len(batch) > 1:
@@ -103,14 +103,7 @@ def receive_batch(*, session_factory: Callable[[], Session], batch: Sequence[Sub
             try:
                 stored = service.load_stored(db_session=db_session,
                                              keys=(s.alert.key for s in batch))
-                entries: list[dict[str, Any]] = []
-                answers: list[Outcome] = [
-                    _apply_one(db_session, submission, rules, plan_list, settings, stored,
-                               entries)
-                    for submission in batch]
-                audit.record_many(db_session=db_session, entries=entries)
-                db_session.commit()
-                return answers
+                return list(_commit(db_session, batch, rules, plan_list, settings, stored))
             except Exception as exc:  # noqa: BLE001 - each alert is retried alone below
                 db_session.rollback()
                 log.info("a batch of %d alerts failed (%s): taking them in one by one",
@@ -140,11 +133,7 @@ def _receive_alone(session_factory: Callable[[], Session], submission: Submissio
     for attempt in (1, 2):
         with session_factory() as db_session:
             try:
-                entries: list[dict[str, Any]] = []
-                answer = _apply_one(db_session, submission, rules, plans, settings, None,
-                                    entries)
-                audit.record_many(db_session=db_session, entries=entries)
-                db_session.commit()
+                [answer] = _commit(db_session, [submission], rules, plans, settings, None)
                 return answer
             except Exception as exc:  # noqa: BLE001 - raised again in the alert's request
                 db_session.rollback()

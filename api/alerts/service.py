@@ -95,20 +95,19 @@ def intake(
     the one-current-ticket-per-problem index and is replayed once, joining the winner's.
     (The API takes alerts in batches, api/alerts/writer.py; this is the one-alert path.)
     """
-    try:
-        result = apply(db_session=db_session, alert=alert, actor=actor, rules=rules,
-                       settings=settings)
-        if result.changed:
-            db_session.commit()
-        return result
-    except IntegrityError:
-        db_session.rollback()
-        log.info("alert %s raced another for its problem's ticket: replaying", alert.key)
-        result = apply(db_session=db_session, alert=alert, actor=actor, rules=rules,
-                       settings=settings)
-        if result.changed:
-            db_session.commit()
-        return result
+    for attempt in (1, 2):
+        try:
+            result = apply(db_session=db_session, alert=alert, actor=actor, rules=rules,
+                           settings=settings)
+            if result.changed:
+                db_session.commit()
+            return result
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            db_session.rollback()
+            log.info("alert %s raced another for its problem's ticket: replaying", alert.key)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def apply(
