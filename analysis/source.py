@@ -407,7 +407,7 @@ class InfluxSource:
 
     @property
     def parts(self) -> int:
-        """Pieces one chunk of time is re-read in (:meth:`read_part`): the per-DMA
+        """Pieces one chunk of time is re-read in (:meth:`part_tasks`): the per-DMA
         selections group by group, then everything else."""
         return len(self._groups) + 1
 
@@ -415,10 +415,12 @@ class InfluxSource:
         """Where the raw detail window begins for a read ending at ``end`` (whole hour)."""
         return _hour_floor(require_aware(end, "end") - self.detail)
 
-    def _tasks(self, start: pd.Timestamp, end: pd.Timestamp,
-               detail_end: pd.Timestamp | None = None) -> list[_Task]:
-        """``detail_end``: the read the detail window belongs to ends there (default
-        ``end``); a re-read of older hours reads them as that read did."""
+    def tasks(self, start: pd.Timestamp, end: pd.Timestamp,
+              detail_end: pd.Timestamp | None = None) -> list[_Task]:
+        """The queries of ``[start, end)`` (hours aligned), for :meth:`run`.
+
+        ``detail_end``: the read the detail window belongs to ends there (default ``end``);
+        a re-read of older hours reads them as that read did."""
         edge = self.detail_start((detail_end if detail_end is not None else end)
                                  .to_pydatetime())
         detail_start = min(max(start, edge), end)
@@ -448,7 +450,7 @@ class InfluxSource:
         """
         low = _hour_floor(require_aware(start, "start"))
         high = require_aware(end, "end")
-        tasks = self._tasks(low, high)
+        tasks = self.tasks(low, high)
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             yield from pool.map(self._run, tasks)
 
@@ -456,16 +458,12 @@ class InfluxSource:
         """Every chunk of ``[start, end)`` as one time-sorted long frame."""
         return concat(list(self.chunks(start, end)))
 
-    def tasks(self, start: pd.Timestamp, end: pd.Timestamp) -> list[_Task]:
-        """The queries of ``[start, end)`` (hours aligned), for :meth:`run`."""
-        return self._tasks(start, end)
-
     def part_tasks(self, start: pd.Timestamp, end: pd.Timestamp, part: int,
                    detail_end: pd.Timestamp) -> list[_Task]:
         """The queries of piece ``part`` (of :attr:`parts`) of ``[start, end)`` as a read
         ending at ``detail_end`` holds it: DMA group ``part``'s meters, or (the last part)
         everything else."""
-        every = self._tasks(start, end, detail_end)
+        every = self.tasks(start, end, detail_end)
         if part < len(self._groups):
             return [t for t in every if t.selection.per_dma and t.dmas == self._groups[part]]
         return [t for t in every if not t.selection.per_dma]
@@ -474,11 +472,6 @@ class InfluxSource:
         """Each task's long frame, in order; ``parallel`` queries at a time."""
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             return list(pool.map(self._run, tasks))
-
-    def read_part(self, start: pd.Timestamp, end: pd.Timestamp, part: int,
-                  detail_end: pd.Timestamp) -> pd.DataFrame:
-        """Piece ``part`` of ``[start, end)`` (:meth:`part_tasks`) as one long frame."""
-        return concat(self.run(self.part_tasks(start, end, part, detail_end)))
 
     def part_rows(self, frame: pd.DataFrame, part: int) -> np.ndarray:
         """Which rows of a long frame piece ``part`` reads (any time)."""
@@ -598,7 +591,7 @@ class ReadingCache:
     arrived a little late), replacing the cached rows from there on. Readings replayed later
     than that (a gateway's outbox after a long outage) are caught by the *rolling re-read*:
     each refresh also re-reads the next few pieces of the older history (a UTC day's meters
-    of one DMA group, or its other readings: :meth:`InfluxSource.read_part`), oldest first,
+    of one DMA group, or its other readings: :meth:`InfluxSource.part_tasks`), oldest first,
     as many as keep the whole lookback re-read once every ``reload`` (at most a sixteenth of
     it per refresh), so no pass has to read the whole lookback again. Pump, tank and
     analyser rows that leave the detail window are coarsened as the history queries would
