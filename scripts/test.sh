@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
-exec .venv/bin/python -m pytest "$@"
+# Two workers: the outage tests mostly wait, so the other worker runs meanwhile.
+exec .venv/bin/python -m pytest -n 2 --dist worksteal "$@"
