@@ -16,6 +16,9 @@ state, as ``<state_db stem>.readings.npz`` (:func:`snapshot_path`); a restarted 
 it and reads only the hours after it (plus ``reread_h``), not the whole lookback. Older
 history is re-read a piece a pass so all of it is re-read every ``reload_h``
 (``analysis.source.ReadingCache``).
+
+With ``keep_freed_memory`` (the default) the worker process keeps the memory a pass frees
+for the next one (``analysis.memory``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from analysis.memory import keep_freed_memory
 from analysis.params import AnalysisParams, load_params
 from analysis.pipeline import analyse
 from analysis.sink import ApiSink, Delivery, InfluxAlertSink, write_results
@@ -117,6 +121,8 @@ class Worker:
                                   reload=timedelta(hours=section.reload_h),
                                   snapshot=snapshot_path(section.state_db))
         self.alert_points = InfluxAlertSink(influx)
+        if section.keep_freed_memory:
+            keep_freed_memory()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Worker:

@@ -195,6 +195,10 @@ class AnalysisSettings(BaseModel):
     # Its service token (python -m api create-token NAME --kind analysis); required in production.
     api_token: SecretStr | None = None
     api_timeout_s: float = Field(default=10.0, gt=0)
+    # Keep the memory a pass frees for the next pass (glibc malloc; analysis/memory.py): no
+    # fresh page faults for the same temporaries every pass, but the process stays at its
+    # peak size between passes.
+    keep_freed_memory: bool = True
 
 
 class Settings(BaseSettings):
