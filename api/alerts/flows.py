@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from api.alerts import service
@@ -59,7 +59,7 @@ def _answer(result: IntakeResult) -> Received:
 
 def _apply_one(db_session: Session, submission: Submission,
                rules: Mapping[AlertKind, TicketRule], plans: Sequence[PlanDefinition],
-               settings: ApiSettings, stored: Stored | None,
+               settings: ApiSettings, stored: Stored,
                audit_entries: list[dict[str, Any]]) -> Received:
     """One alert and its plans' changes, in the session's transaction (no commit; its
     audit entry goes to ``audit_entries``)."""
@@ -75,11 +75,15 @@ def _apply_one(db_session: Session, submission: Submission,
 
 def _commit(db_session: Session, batch: Sequence[Submission],
             rules: Mapping[AlertKind, TicketRule], plans: Sequence[PlanDefinition],
-            settings: ApiSettings, stored: Stored | None) -> list[Received]:
-    """Apply ``batch`` in order, insert its audit entries at once and commit."""
+            settings: ApiSettings) -> list[Received]:
+    """Read the batch's stored alerts at once, apply ``batch`` in order, write the changed
+    alerts and the audit entries in a statement or two each, and commit."""
+    stored = service.load_stored(db_session=db_session, keys=(s.alert.key for s in batch),
+                                 detach=True)
     entries: list[dict[str, Any]] = []
     answers = [_apply_one(db_session, submission, rules, plans, settings, stored, entries)
                for submission in batch]
+    stored.write_changes(db_session)
     audit.record_many(db_session=db_session, entries=entries)
     db_session.commit()
     return answers
@@ -87,7 +91,8 @@ def _commit(db_session: Session, batch: Sequence[Submission],
 
 def receive_batch(*, session_factory: Callable[[], Session], batch: Sequence[Submission],
                   rules: Mapping[AlertKind, TicketRule], plans: Iterable[PlanDefinition],
-                  settings: ApiSettings) -> list[Outcome]:
+                  settings: ApiSettings,
+                  batch_session: Callable[[], Session] | None = None) -> list[Outcome]:
     """Take in ``batch`` in arrival order: one query for the stored alerts and their
     tickets, every change, one commit. Each outcome is what that alert alone would have
     given (same body, same ``created``, same error).
@@ -96,19 +101,24 @@ def receive_batch(*, session_factory: Callable[[], Session], batch: Sequence[Sub
     open one problem's ticket, a deadlock between two batches), nothing of the batch is
     kept and each alert is taken in again in a transaction of its own (a race replays
     once): one bad alert fails alone and the others commit.
+
+    ``batch_session`` opens the session of the batch's one transaction (the intake writer's
+    connection kept between batches); ``session_factory``, the default, those of the
+    replays.
     """
     plan_list = list(plans)
-    if len(batch) > 1:
-        with session_factory() as db_session:
-            try:
-                stored = service.load_stored(db_session=db_session,
-                                             keys=(s.alert.key for s in batch))
-                return list(_commit(db_session, batch, rules, plan_list, settings, stored))
-            except Exception as exc:  # noqa: BLE001 - each alert is retried alone below
-                db_session.rollback()
-                log.info("a batch of %d alerts failed (%s): taking them in one by one",
-                         len(batch), type(exc).__name__)
-    return [_receive_alone(session_factory, submission, rules, plan_list, settings)
+    first = batch_session or session_factory
+    if len(batch) == 1:
+        return [_receive_alone(first, session_factory, batch[0], rules, plan_list, settings)]
+    with first() as db_session:
+        try:
+            return list(_commit(db_session, batch, rules, plan_list, settings))
+        except Exception as exc:  # noqa: BLE001 - each alert is retried alone below
+            db_session.rollback()
+            log.info("a batch of %d alerts failed (%s): taking them in one by one",
+                     len(batch), type(exc).__name__)
+    return [_receive_alone(session_factory, session_factory, submission, rules, plan_list,
+                           settings)
             for submission in batch]
 
 
@@ -117,28 +127,32 @@ _REPLAYABLE_STATES = frozenset({"40P01", "40001"})
 
 
 def _replayable(exc: Exception) -> bool:
-    """A lost race (the one-current-ticket-per-problem index) or a deadlock."""
+    """A lost race (the one-current-ticket-per-problem index), a deadlock, or a connection
+    found broken (the database restarted while the writer kept it)."""
     if isinstance(exc, IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, OperationalError) and \
         getattr(exc.orig, "sqlstate", None) in _REPLAYABLE_STATES
 
 
-def _receive_alone(session_factory: Callable[[], Session], submission: Submission,
-                   rules: Mapping[AlertKind, TicketRule], plans: Sequence[PlanDefinition],
-                   settings: ApiSettings) -> Outcome:
-    """One alert in its own transaction; a lost race for a problem's ticket (or a deadlock)
-    replays once. Its error, if any, is returned (the writer raises it in that alert's
-    request)."""
-    for attempt in (1, 2):
-        with session_factory() as db_session:
+def _receive_alone(first_session: Callable[[], Session], replay_session: Callable[[], Session],
+                   submission: Submission, rules: Mapping[AlertKind, TicketRule],
+                   plans: Sequence[PlanDefinition], settings: ApiSettings) -> Outcome:
+    """One alert in its own transaction (in a session of ``first_session``); a lost race
+    for a problem's ticket, a deadlock or a broken connection replays once (in one of
+    ``replay_session``). Its error, if any, is returned (the writer raises it in that
+    alert's request)."""
+    for attempt, sessions in ((1, first_session), (2, replay_session)):
+        with sessions() as db_session:
             try:
-                [answer] = _commit(db_session, [submission], rules, plans, settings, None)
+                [answer] = _commit(db_session, [submission], rules, plans, settings)
                 return answer
             except Exception as exc:  # noqa: BLE001 - raised again in the alert's request
                 db_session.rollback()
                 if attempt == 2 or not _replayable(exc):
                     return exc
-                log.info("alert %s raced another writer (%s): replaying",
-                         submission.alert.key, type(exc).__name__)
+                log.info("alert %s: replaying after %s", submission.alert.key,
+                         type(exc).__name__)
     raise AssertionError("unreachable")  # pragma: no cover

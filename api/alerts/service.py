@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,19 +63,69 @@ def get(*, db_session: Session, key: str) -> AlertRecord:
     return record
 
 
-#: What a batch knows of each key it has seen: the stored alert and its linked ticket.
-Stored = dict[str, tuple[AlertRecord, Ticket | None]]
+class Stored:
+    """What a batch knows of each key it has seen: the stored alert and its linked ticket.
+
+    Alerts a batch reads are kept out of the session (``detach``): the unit of work would
+    spend more than the write itself finding and writing their changes, so :func:`apply`
+    notes the columns it changed (:meth:`changed`) and :meth:`write_changes` writes them as
+    one ``UPDATE ... WHERE id = ?`` per set of columns, executemany (in id order, so two
+    batches updating the same rows lock them in the same order). A new alert is an ORM
+    object in the session, written by the flush, as are tickets.
+    """
+
+    def __init__(self, found: dict[str, tuple[AlertRecord, Ticket | None]], *,
+                 detached: bool) -> None:
+        self._found = found
+        self._detached = set(found) if detached else set()
+        self._changed: dict[str, tuple[AlertRecord, set[str]]] = {}
+
+    def get(self, key: str) -> tuple[AlertRecord | None, Ticket | None]:
+        return self._found.get(key, (None, None))
+
+    def keep(self, record: AlertRecord, ticket: Ticket | None) -> None:
+        """The alert as it stands now (a later alert of its key in the batch sees it)."""
+        self._found[record.key] = (record, ticket)
+
+    def changed(self, record: AlertRecord, columns: Iterable[str]) -> None:
+        """``columns`` of ``record`` were changed (written now if it is in the session)."""
+        if record.key in self._detached:
+            _, noted = self._changed.setdefault(record.key, (record, set()))
+            noted.update(columns)
+
+    def write_changes(self, db_session: Session) -> None:
+        """Write the changed columns of the detached alerts, one statement per shape."""
+        shapes: dict[frozenset[str], list[AlertRecord]] = {}
+        for record, noted in self._changed.values():
+            shapes.setdefault(frozenset(noted), []).append(record)
+        self._changed.clear()
+        for shape, records in shapes.items():
+            db_session.execute(_UPDATE_BY_ID, [
+                {"_id": record.id, **{name: getattr(record, name) for name in shape}}
+                for record in sorted(records, key=lambda record: record.id)])
 
 
-def load_stored(*, db_session: Session, keys: Iterable[str]) -> Stored:
-    """The stored alerts named ``keys`` with their linked tickets, in one query."""
+#: SET comes from the parameters' keys (Core executemany); the column types bind the values.
+_ALERTS = cast(Table, AlertRecord.__table__)
+_UPDATE_BY_ID = update(_ALERTS).where(_ALERTS.c.id == bindparam("_id"))
+
+
+def load_stored(*, db_session: Session, keys: Iterable[str], detach: bool = False) -> Stored:
+    """The stored alerts named ``keys`` with their linked tickets, in one query; with
+    ``detach`` the alerts leave the session (their changes are written by
+    :meth:`Stored.write_changes`)."""
     wanted = sorted(set(keys))
     if not wanted:
-        return {}
+        return Stored({}, detached=detach)
     rows = db_session.execute(
         select(AlertRecord, Ticket).outerjoin(Ticket, Ticket.id == AlertRecord.ticket_id)
-        .where(AlertRecord.key.in_(wanted)))
-    return {record.key: (record, ticket) for record, ticket in rows}
+        .where(AlertRecord.key.in_(wanted))).all()
+    found: dict[str, tuple[AlertRecord, Ticket | None]] = {
+        record.key: (record, ticket) for record, ticket in rows}
+    if detach:
+        for record, _ in rows:
+            db_session.expunge(record)
+    return Stored(found, detached=detach)
 
 
 def intake(
@@ -125,17 +175,19 @@ def apply(
 
     ``stored`` is what the caller already loaded (:func:`load_stored`) for a batch of
     alerts: a key missing from it is new. It is kept up to date (a new alert is added), so
-    a later alert of the same key in the batch sees this one. Without it, this alert's row
-    is read here. The alert's audit entry goes to ``audit_entries`` when given (the caller
-    inserts a batch's entries at once, :func:`api.audit.service.record_many`), else into the
-    session.
+    a later alert of the same key in the batch sees this one; the changes of its detached
+    alerts are the caller's to write (:meth:`Stored.write_changes`). Without it, this
+    alert's row is read here and changed in the session. The alert's audit entry goes to
+    ``audit_entries`` when given (the caller inserts a batch's entries at once,
+    :func:`api.audit.service.record_many`), else into the session.
     """
     if stored is None:
         stored = load_stored(db_session=db_session, keys=(alert.key,))
-    record, linked = stored.get(alert.key, (None, None))
+    record, linked = stored.get(alert.key)
     columns = _columns(alert)
     created = record is None
     reraised = False
+    written: set[str] = set()
     if record is None:
         record = AlertRecord(key=alert.key, revision=1, received_at=utcnow(), **columns)
         db_session.add(record)
@@ -148,13 +200,7 @@ def apply(
             return IntakeResult(alert=record, created=False, changed=False, ticket=linked)
         reraised = (record.status is AlertStatus.RESOLVED
                     and alert.status is AlertStatus.OPEN)
-        if reraised:
-            record.acknowledged_at = None
-            record.acknowledged_by = None
-        for name in changes:
-            setattr(record, name, columns[name])
-        record.revision += 1
-        record.received_at = utcnow()
+        written = _update(record, columns, changes, reraised=reraised)
         action = "alert.resolve" if "status" in changes and \
             alert.status is AlertStatus.RESOLVED else "alert.update"
     if audit_entries is None:
@@ -168,8 +214,27 @@ def apply(
                                      linked=linked, opening=created or reraised)
     if ticket is not None and record.ticket_id != ticket.id:
         record.ticket_id = ticket.id
-    stored[alert.key] = (record, ticket)
+        written.add("ticket_id")
+    stored.changed(record, written)
+    stored.keep(record, ticket)
     return IntakeResult(alert=record, created=created, changed=True, ticket=ticket)
+
+
+def _update(record: AlertRecord, columns: Mapping[str, Any], changes: Mapping[str, Any], *,
+            reraised: bool) -> set[str]:
+    """Bring a stored alert up to the new version's ``columns`` (``changes`` differ); the
+    columns it set. A ``reraised`` alert (open again after it resolved) loses its
+    acknowledgement: nobody has seen this episode yet."""
+    written = {*changes, "revision", "received_at"}
+    if reraised:
+        record.acknowledged_at = None
+        record.acknowledged_by = None
+        written.update(("acknowledged_at", "acknowledged_by"))
+    for name in changes:
+        setattr(record, name, columns[name])
+    record.revision += 1
+    record.received_at = utcnow()
+    return written
 
 
 def get_all(

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.alerts import flows
 from api.alerts.flows import Received, Submission
@@ -29,7 +29,7 @@ from api.emergency.plans import default_plan
 from api.errors import Invalid
 from api.tickets.models import Ticket
 from api.tickets.rules import DEFAULT_RULES, TicketRule
-from common.alerts import Alert, AlertKind, Place
+from common.alerts import Alert, AlertKind, AlertStatus, Place, Severity
 from tests.api.emergency.alerts import shortage
 from tests.api.helpers import T0, alert, import_county, put_alert
 
@@ -159,33 +159,101 @@ def test_concurrent_intakes_from_threads_all_land_in_order(
     assert db_session.scalar(select(func.count()).select_from(Ticket)) == keys
 
 
+class _CountedSessions(sessionmaker[Session]):
+    """The app's sessions, counted; the first waits for ``release`` once ``entered`` is set
+    (so that alerts can queue behind it)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__(bind=app.state.engine, expire_on_commit=False)
+        self.opened = 0
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, **local_kw: Any) -> Session:
+        self.opened += 1
+        if self.opened == 1:
+            self.entered.set()
+            assert self.release.wait(60)
+        return super().__call__(**local_kw)
+
+
 def test_alerts_waiting_while_the_writer_commits_go_in_one_transaction(
         app: FastAPI, county: None, db_session: Session) -> None:
-    factory = app.state.session_factory
-    opened: list[int] = []
-    entered, release = threading.Event(), threading.Event()
-
-    def sessions() -> Session:
-        opened.append(1)
-        if len(opened) == 1:  # the first batch waits until the others are queued
-            entered.set()
-            assert release.wait(60)
-        session: Session = factory()
-        return session
-
+    sessions = _CountedSessions(app)
     writer = IntakeWriter(sessions, rules=DEFAULT_RULES, plans=[default_plan()],
                           settings=app.state.api_settings)
     try:
         first = writer.submit(_leak(0), SYSTEM)
-        assert entered.wait(60)
+        assert sessions.entered.wait(60)
         rest = [writer.submit(_leak(n), SYSTEM) for n in range(1, 9)]
-        release.set()
+        sessions.release.set()
         assert first.result(timeout=60).created
         assert all(f.result(timeout=60).created for f in rest)
     finally:
         writer.close()
-    assert len(opened) == 2  # the eight that waited: one session, one commit
+    assert sessions.opened == 2  # the eight that waited: one session, one commit
     assert db_session.scalar(select(func.count()).select_from(AlertRecord)) == 9
+
+
+def _connection_of(session: Session) -> Any:
+    return session.connection().connection.dbapi_connection
+
+
+def test_the_writer_keeps_its_connection_and_replaces_a_broken_one(
+        app: FastAPI, county: None, writer: IntakeWriter, db_session: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    used: list[Any] = []
+    commit = flows._commit
+
+    def noting_the_connection(session: Session, *args: Any) -> list[Received]:
+        used.append(_connection_of(session))
+        return commit(session, *args)
+
+    monkeypatch.setattr(flows, "_commit", noting_the_connection)
+    assert writer.submit(_leak(1), SYSTEM).result(timeout=60).created
+    assert writer.submit(_leak(1, revision=1), SYSTEM).result(timeout=60).created is False
+    assert used[0] is used[1]  # the same connection for both batches
+    used[1].close()  # as when the database restarts: the next batch finds it broken
+    answer = writer.submit(_leak(1, revision=2), SYSTEM).result(timeout=60)
+    assert json.loads(answer.body)["revision"] == 3  # replayed on a pooled connection
+    assert writer.submit(_leak(1, revision=3), SYSTEM).result(timeout=60).created is False
+    assert used[-1] is not used[1]  # and the writer holds a new one
+    assert _audit_actions(db_session, _leak(1).key) == ["alert.create"] + ["alert.update"] * 3
+
+
+def test_a_batch_writes_every_kind_of_alert_change(
+        app: FastAPI, client: TestClient, admin: dict[str, str], county: None,
+        db_session: Session) -> None:
+    key = _leak(1).key
+    _batch(app, [_leak(n) for n in range(4)])
+    acked = client.post(f"/api/v1/alerts/{_leak(3).key}/acknowledge", headers=admin, json={})
+    assert acked.status_code == 200
+    resolved = _leak(3).model_copy(update={"status": AlertStatus.RESOLVED,
+                                           "resolved_at": T0 + timedelta(hours=2)})
+    _batch(app, [resolved])
+    # new evidence, a severity change, a resolution, a repeat and a re-raise, in one batch
+    outcomes = _batch(app, [
+        _leak(1, revision=1),
+        _leak(2).model_copy(update={"severity": Severity.CRITICAL}),
+        _leak(0).model_copy(update={"status": AlertStatus.RESOLVED,
+                                    "resolved_at": T0 + timedelta(hours=2)}),
+        _leak(1, revision=1),
+        _leak(3, revision=1),
+        _leak(1, revision=2)])
+    assert [_body(o)["revision"] for o in outcomes] == [2, 2, 2, 2, 3, 3]
+    db_session.expire_all()
+    stored = {r.key: r for r in db_session.scalars(select(AlertRecord))}
+    assert stored[key].revision == 3 and stored[key].evidence["revision"] == 2.0
+    assert stored[_leak(2).key].severity is Severity.CRITICAL
+    assert stored[_leak(0).key].status is AlertStatus.RESOLVED
+    reraised = stored[_leak(3).key]
+    assert (reraised.status, reraised.acknowledged_at, reraised.revision) == (
+        AlertStatus.OPEN, None, 3)
+    assert {r.key: json.loads(client.get(f"/api/v1/alerts/{r.key}", headers=admin).text)
+            for r in stored.values()} == {k: _body(o) for k, o in (
+                (_leak(1).key, outcomes[5]), (_leak(2).key, outcomes[1]),
+                (_leak(0).key, outcomes[2]), (_leak(3).key, outcomes[4]))}
+    ticket = db_session.get(Ticket, stored[_leak(2).key].ticket_id)
+    assert ticket is not None and ticket.priority.value == "urgent"
 
 
 def test_two_writers_racing_for_one_problem_end_with_one_ticket(
