@@ -11,9 +11,12 @@ with a growing delay (up to the interval) and changes the ticket service could n
 stay in the outbox, retried with backoff between passes. Nothing is lost across restarts:
 alert state and the outbox are in SQLite.
 
-The readings cache is saved after every pass (in a background thread) next to the SQLite
-state, as ``<state_db stem>.readings.npz`` (:func:`snapshot_path`); a restarted worker loads
-it and reads only the hours after it (plus ``reread_h``), not the whole lookback. Older
+The readings cache is saved (in a background thread) next to the SQLite state, as
+``<state_db stem>.readings.npz`` (:func:`snapshot_path`), after the first pass, then after
+the first pass ``snapshot_interval_s`` or more (in pass time) after the last save, and when
+the worker closes: a full county's snapshot is 0.6 GB, written every hour instead of every
+15 minutes. A restarted worker loads it and reads only the hours after it (plus
+``reread_h``), not the whole lookback. Older
 history is re-read a piece a pass so all of it is re-read every ``reload_h``
 (``analysis.source.ReadingCache``).
 
@@ -121,6 +124,9 @@ class Worker:
                                   reload=timedelta(hours=section.reload_h),
                                   snapshot=snapshot_path(section.state_db))
         self.alert_points = InfluxAlertSink(influx)
+        #: pass time of the last snapshot saved, and of the last pass
+        self._saved_at: datetime | None = None
+        self._passed_at: datetime | None = None
         if section.keep_freed_memory:
             keep_freed_memory()
 
@@ -142,6 +148,8 @@ class Worker:
                    tracker=AlertTracker(section.state_db, targets=targets), api=api)
 
     def close(self) -> None:
+        if self._passed_at is not None and self._passed_at != self._saved_at:
+            self.cache.save()  # the newest state, so a restart reads only what is newer
         self.cache.wait()  # a snapshot being written is finished, not left half-way
         self.tracker.close()
         self.influx.close()
@@ -161,7 +169,7 @@ class Worker:
         api = self.deliver_alerts()  # first: an InfluxDB failure below must not hold it up
         points = write_results(self.influx, analysis, self.register)
         influx = self.alert_points.deliver(self.tracker)
-        self.cache.save()
+        self._save_snapshot(stamp)
         report = PassReport(
             now=stamp, refresh=self.cache.last_refresh, rows=len(readings),
             findings=len(analysis.findings), changes=len(changes),
@@ -170,6 +178,16 @@ class Worker:
             influx=influx, reread=self.cache.last_reread)
         log.info("pass %s", report.summary())
         return report
+
+    def _save_snapshot(self, stamp: datetime) -> None:
+        """Save the readings cache if ``snapshot_interval_s`` has passed since the last save
+        (either way: passes may go back in time, e.g. a backfill after a later pass)."""
+        self._passed_at = stamp
+        interval = timedelta(seconds=self.section.snapshot_interval_s)
+        if self._saved_at is not None and abs(stamp - self._saved_at) < interval:
+            return
+        self.cache.save()
+        self._saved_at = stamp
 
     def deliver_alerts(self) -> Delivery | None:
         """Send pending changes to the ticket service (None when none is configured)."""

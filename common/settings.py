@@ -199,6 +199,9 @@ class AnalysisSettings(BaseModel):
     # fresh page faults for the same temporaries every pass, but the process stays at its
     # peak size between passes.
     keep_freed_memory: bool = True
+    # The readings snapshot (a restart's head start) is written at most this often, in pass
+    # time, and when the worker stops; 0: after every pass.
+    snapshot_interval_s: float = Field(default=3600.0, ge=0)
 
 
 class Settings(BaseSettings):

@@ -1,10 +1,10 @@
 """Worker passes through a real InfluxDB: a scripted leak becomes an alert, KPIs are written,
 a second pass changes nothing, an InfluxDB outage is ridden out, a restarted worker picks up
-its readings snapshot, export round-trips."""
+its readings snapshot (written hourly and at close), export round-trips."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from analysis.cli import main
 from analysis.params import AnalysisParams
 from analysis.pipeline import analyse
-from analysis.source import read_csv
+from analysis.source import load_snapshot, read_csv
 from analysis.tracker import AlertTracker, Target
 from analysis.worker import Worker, snapshot_path
 from common.influx import InfluxClient, InfluxUnavailable
@@ -34,11 +34,12 @@ def leaky(influx: InfluxClient) -> Stored:
 
 
 def worker_for(influx: InfluxClient, stored: Stored, state: Path, *,
-               own_client: bool = False) -> Worker:
+               own_client: bool = False, snapshot_interval_s: float = 3600.0) -> Worker:
     """``own_client``: the worker gets a client of its own (``close()`` closes it)."""
     if own_client:
         influx = InfluxClient(influx.settings)
-    section = AnalysisSettings(state_db=state, api_url="", detail_h=24.0, reread_h=2.0)
+    section = AnalysisSettings(state_db=state, api_url="", detail_h=24.0, reread_h=2.0,
+                               snapshot_interval_s=snapshot_interval_s)
     return Worker(section, register=stored.county, params=AnalysisParams(), influx=influx,
                   tracker=AlertTracker(state, targets=(Target.INFLUX,)), api=None)
 
@@ -91,6 +92,36 @@ def test_a_restarted_worker_reads_only_what_is_newer_than_its_snapshot_and_finds
             == {a.key for a in fresh.tracker.open_alerts()})
     restarted.close()
     fresh.close()
+
+
+def test_the_snapshot_is_written_at_the_first_pass_then_hourly_and_at_close(
+        influx: InfluxClient, leaky: Stored, tmp_path: Path) -> None:
+    state = tmp_path / "alerts.sqlite3"
+    worker = worker_for(influx, leaky, state, own_client=True)
+
+    def saved_until(moment: datetime) -> datetime:
+        """Pass at ``moment``; the end of the snapshot on disk after it."""
+        worker.run_pass(moment)
+        worker.cache.wait()
+        _, meta = load_snapshot(snapshot_path(state))
+        return datetime.fromisoformat(meta["read_until"])
+
+    first = saved_until(NOW - timedelta(hours=2))
+    assert saved_until(NOW - timedelta(hours=1, minutes=15)) == first
+    assert saved_until(NOW - timedelta(hours=1)) > first  # an hour after the last save
+    hourly = saved_until(NOW - timedelta(minutes=45))
+    worker.close()
+    _, meta = load_snapshot(snapshot_path(state))
+    assert datetime.fromisoformat(meta["read_until"]) > hourly  # the last pass, at close
+
+    every = worker_for(influx, leaky, tmp_path / "every.sqlite3", own_client=True,
+                       snapshot_interval_s=0)
+    every.run_pass(NOW)
+    every.run_pass(NOW + timedelta(minutes=15))
+    every.cache.wait()
+    assert len(every.cache.snapshot_writes) == 2
+    every.close()
+    assert len(every.cache.snapshot_writes) == 2  # nothing new to save at close
 
 
 def test_a_worker_with_a_corrupt_snapshot_reads_everything(
