@@ -87,6 +87,14 @@ async def get_current_principal(
 CurrentUser = Annotated[Principal, Depends(get_current_principal)]
 
 
+async def known_caller(request: Request) -> Principal | None:
+    """The caller named by the request's bearer token if this process resolved that token
+    moments ago (the cache above), else ``None``: no database, no error (a route's short
+    way for repeat callers; the full dependency resolves or refuses the rest)."""
+    token = await oauth2_scheme(request)
+    return principal_cache_of(request.app).get(token) if token else None
+
+
 def require_role(
     *roles: Role, services: tuple[ServiceKind, ...] = ()
 ) -> Callable[[Principal], Awaitable[Principal]]:

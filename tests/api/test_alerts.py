@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 
-from common.alerts import AlertKind, AlertStatus, Place, Severity
+from api.alerts import views
+from api.auth.security import Principal
+from api.errors import Forbidden
+from common.alerts import Alert, AlertKind, AlertStatus, Place, Severity
 from tests.api.helpers import T0, alert, import_county, put_alert
 
 
@@ -117,3 +122,59 @@ def test_a_shortage_alert_activates_the_emergency_plan(client: TestClient,
     put_alert(client, admin, body)  # a repeat: still one activation
     activations = client.get("/api/v1/emergency/activations", headers=admin).json()
     assert [(a["alert_key"], a["level"]) for a in activations] == [("shortage:v001", "III")]
+
+
+def _answers(client: TestClient, requests: list[tuple[dict[str, str], str, bytes]]
+             ) -> list[tuple[int, object]]:
+    answers = []
+    for headers, path, body in requests:
+        answer = client.put(path, headers=headers, content=body)
+        answers.append((answer.status_code, answer.json()))
+    return answers
+
+
+def test_the_short_way_answers_as_fastapis_way_does(
+        client: TestClient, admin: dict[str, str], dispatcher: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analysis' requests skip FastAPI's body and dependency solving (IntakeRoute);
+    every answer, errors included, is the one FastAPI's way gives."""
+    import_county(client, admin)
+    key = _analysis_key(client, admin)
+    body = alert().model_dump_json().encode()
+    path = f"/api/v1/alerts/{alert().key}"
+    as_json = {"Content-Type": "application/json"}
+    assert put_alert(client, key, alert()).status_code == 201  # the token is now cached
+    client.get("/api/v1/alerts", headers=dispatcher)
+    requests = [
+        (key | as_json, path, body),  # a repeat: 200
+        (key | as_json, "/api/v1/alerts/night_flow:dma-v002", body),  # keys differ
+        (key | as_json, path, body.replace(b'"severity":"high",', b"")),  # missing field
+        (key | as_json, path, body[:-1]),  # not JSON
+        (key | as_json, path, body.replace(b"{", b'{"extra":1,', 1)),
+        (key | as_json, "/api/v1/alerts/x", body),  # the URL's key is too short
+        (dispatcher | as_json, path, body),  # a known caller who may not send alerts
+        (as_json, path, body),  # nobody
+        (key | {"Content-Type": "text/plain"}, path, body),
+    ]
+    short_ways: list[bool] = []
+    well_formed = views._well_formed
+
+    async def noting(request: Request) -> tuple[Alert, Principal] | None:
+        try:
+            found = await well_formed(request)
+        except Forbidden:  # answered on the short way
+            short_ways.append(True)
+            raise
+        short_ways.append(found is not None)
+        return found
+
+    monkeypatch.setattr(views, "_well_formed", noting)
+    short = _answers(client, requests)
+    assert short_ways == [True, False, False, False, False, False, True, False, False]
+
+    async def never(_request: Request) -> None:
+        return None
+
+    monkeypatch.setattr(views, "_well_formed", never)
+    assert _answers(client, requests) == short
+    assert [status for status, _ in short] == [200, 422, 422, 422, 422, 422, 403, 401, 422]
