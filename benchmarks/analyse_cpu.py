@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/analyse_cpu.py [--villages 20 200] [--days 15]
 [--repeat 1] [--stages] [--back-hours 0] [--cache-dir var/analyse-cpu] [--save FILE]
-[--compare FILE]``. Method and recorded results: benchmarks/README.md.
+[--compare FILE] [--give-back-memory]``. Method and recorded results: benchmarks/README.md.
 
 Per scale (``simulator.county.build_county(seed, villages)``, ~300 meters and one DMA per
 village, the default incident scenario) the simulator engine is stepped for ``--days`` and
@@ -13,7 +13,10 @@ each meter's latest reading per UTC day; every DMA inflow point; pump, tank and 
 points raw over the last 72 h and as hourly aggregates before (``source.coarsen`` with the
 default plan's aggregates); device, kind and field categorical (``source.concat``). The
 usual 0.5% of readings are lost. The frame is pickled under ``--cache-dir`` (a later run
-loads it in seconds), then ``analyse(frame, register, AnalysisParams(), T)`` is timed.
+loads it in seconds), then ``analyse(frame, register, AnalysisParams(), T)`` is timed. The
+process keeps the memory a pass frees, as the worker does by default
+(``analysis.memory.keep_freed_memory``); ``--give-back-memory`` leaves the C library's
+default (freed blocks go back to the kernel and are faulted in afresh).
 
 Printed per scale: rows, wall and CPU seconds of ``analyse()`` (best of ``--repeat``),
 peak resident memory of the process, findings per kind; with ``--stages``, seconds per
@@ -52,6 +55,7 @@ import _wire  # noqa: E402
 from _revision import code_revision  # noqa: E402
 
 from analysis import devices, leaks, pipeline, quality, shortage  # noqa: E402
+from analysis.memory import keep_freed_memory  # noqa: E402
 from analysis.params import AnalysisParams  # noqa: E402
 from analysis.source import coarsen, concat, default_plan, history_aggregates  # noqa: E402
 from common.register import County  # noqa: E402
@@ -358,9 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=REPO / "var" / "analyse-cpu")
     parser.add_argument("--save", type=Path, help="write the passes' findings and KPIs")
     parser.add_argument("--compare", type=Path, help="check against a --save file")
+    parser.add_argument("--give-back-memory", action="store_true",
+                        help="do not keep freed memory for the next pass (the worker does)")
     args = parser.parse_args(argv)
+    kept = not args.give_back_memory and keep_freed_memory()
     out(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
-        f"code {code_revision(REPO, 'analysis', 'common')}")
+        f"code {code_revision(REPO, 'analysis', 'common')}, freed memory "
+        f"{'kept' if kept else 'given back'}")
     saved: dict[str, Any] = {}
     reference = json.loads(args.compare.read_text()) if args.compare else None
     rows: list[tuple[int, int, int, float, float, int]] = []

@@ -26,8 +26,10 @@ def test_a_saved_run_compares_equal_to_a_rerun_and_unequal_to_other_results(
     saved = tmp_path / "ref.json"
     first = run(tmp_path, "--save", str(saved))
     assert first.returncode == 0, first.stdout + first.stderr
-    again = run(tmp_path, "--compare", str(saved), "--stages")
+    assert "freed memory kept" in first.stdout  # as the worker runs
+    again = run(tmp_path, "--compare", str(saved), "--stages", "--give-back-memory")
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "freed memory given back" in again.stdout
     assert "villages  meters" in again.stdout and "pipeline.clean" in again.stdout
     # Other results (one evidence number changed) must fail the compare.
     results = json.loads(saved.read_text())
