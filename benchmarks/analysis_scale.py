@@ -21,10 +21,12 @@ and one DMA per village, the default incident scenario):
    then a *warm* pass at ``T + 15 min`` (the worker's interval: an incremental read of the
    newest hours plus ``reread_h``, and the rolling re-read's piece of older history). Each
    figure is split into InfluxDB read, ``analyse()`` and the rest (alert tracker, KPI and
-   alert points written back). After each pass the
-   worker writes its readings snapshot (``analysis.worker.snapshot_path``) in the
-   background; the benchmark waits for it between passes (live, the next pass is 15 min
-   away) and reports its size and write time.
+   alert points written back). The worker writes its readings snapshot
+   (``analysis.worker.snapshot_path``) in the background after its first pass, at most
+   hourly after that and when it closes (after the warm pass); the benchmark waits for a
+   write between passes (live, the next pass is 15 min away) and reports its size and
+   write time. The worker keeps the memory a pass frees for the next pass (its default,
+   ``analysis.memory``).
 2b. **Restart**: a new worker process on the same state runs a pass at ``T + 30 min``: it
    loads the snapshot (counted in its read time) and reads only the hours after it plus
    ``reread_h``, as a restarted worker does.
