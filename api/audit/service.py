@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from api.audit.models import AuditEntry
@@ -67,11 +67,17 @@ def record(
     return entry
 
 
+#: The table itself, not the mapped class: ``insert(AuditEntry)`` would go through the ORM's
+#: bulk-insert layer, which costs more than the statement (alert intake: ~12% of its CPU).
+_INSERT_ENTRY = insert(cast(Table, AuditEntry.__table__))
+
+
 def record_many(*, db_session: Session, entries: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many entries (:func:`values`) at once, in the caller's transaction: one
-    statement, no ORM objects (alert intake audits a whole batch this way)."""
+    """Insert many entries (:func:`values`, all with the same columns) at once, in the
+    caller's transaction: one Core executemany, no ORM objects (alert intake audits a whole
+    batch this way)."""
     if entries:
-        db_session.execute(insert(AuditEntry), [dict(entry) for entry in entries])
+        db_session.execute(_INSERT_ENTRY, entries)
 
 
 def get_all(

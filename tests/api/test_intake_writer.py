@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,12 +18,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.alerts import flows
+from api.alerts import flows, service
 from api.alerts.flows import Received, Submission
 from api.alerts.models import AlertRecord
 from api.alerts.writer import IntakeWriter
 from api.audit.models import AuditEntry
-from api.auth.security import SYSTEM
+from api.auth.models import ServiceKind
+from api.auth.security import SYSTEM, Principal
+from api.db import utcnow
 from api.emergency.models import EmergencyActivation
 from api.emergency.plans import default_plan
 from api.errors import Invalid
@@ -254,6 +256,52 @@ def test_a_batch_writes_every_kind_of_alert_change(
                 (_leak(0).key, outcomes[2]), (_leak(3).key, outcomes[4]))}
     ticket = db_session.get(Ticket, stored[_leak(2).key].ticket_id)
     assert ticket is not None and ticket.priority.value == "urgent"
+
+
+def _alert_audit_trail(db_session: Session, keys: list[str], since: datetime,
+                       ) -> list[tuple[Any, ...]]:
+    """The audit entries of alerts ``keys`` (entity named by its index in ``keys``), in the
+    order written; each made at or after ``since``."""
+    db_session.expire_all()
+    entries = db_session.scalars(select(AuditEntry).where(
+        AuditEntry.entity_type == "alert", AuditEntry.entity_id.in_(keys))
+        .order_by(AuditEntry.id)).all()
+    assert all(entry.at >= since for entry in entries)
+    return [(entry.actor, entry.actor_role, entry.action, entry.entity_type,
+             keys.index(entry.entity_id), entry.reason, entry.changes) for entry in entries]
+
+
+def test_a_batch_audits_each_alert_as_the_one_alert_intake_does(
+        app: FastAPI, county: None, db_session: Session) -> None:
+    """The batch inserts its alerts' audit entries in one statement; the one-alert intake
+    (service.intake) adds each as an ORM object: the same rows either way."""
+    analysis = Principal(name="analysis-1", service=ServiceKind.ANALYSIS)
+
+    def versions(first: int) -> list[Alert]:
+        one, two = _leak(first), _leak(first + 1)
+        return [one, two, _leak(first, revision=1),
+                two.model_copy(update={"severity": Severity.CRITICAL}),
+                _leak(first, revision=1).model_copy(update={
+                    "status": AlertStatus.RESOLVED, "resolved_at": T0 + timedelta(hours=2)}),
+                _leak(first, revision=2)]
+
+    since = utcnow()
+    batched = versions(1)
+    outcomes = flows.receive_batch(
+        session_factory=app.state.session_factory,
+        batch=[Submission(a, analysis) for a in batched], rules=DEFAULT_RULES,
+        plans=[default_plan()], settings=app.state.api_settings)
+    assert all(isinstance(outcome, Received) for outcome in outcomes)
+    alone = versions(11)
+    for version in alone:
+        service.intake(db_session=db_session, alert=version, actor=analysis,
+                       rules=DEFAULT_RULES, settings=app.state.api_settings)
+    trail = _alert_audit_trail(db_session, [batched[0].key, batched[1].key], since)
+    assert [entry[2] for entry in trail] == [
+        "alert.create", "alert.create", "alert.update", "alert.update", "alert.resolve",
+        "alert.update"]
+    assert trail[0][:2] == ("token:analysis-1", "service:analysis")
+    assert trail == _alert_audit_trail(db_session, [alone[0].key, alone[1].key], since)
 
 
 def test_two_writers_racing_for_one_problem_end_with_one_ticket(
