@@ -4,11 +4,12 @@ ticket in step, list, acknowledge."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -112,20 +113,49 @@ _UPDATE_BY_ID = update(_ALERTS).where(_ALERTS.c.id == bindparam("_id"))
 
 def load_stored(*, db_session: Session, keys: Iterable[str], detach: bool = False) -> Stored:
     """The stored alerts named ``keys`` with their linked tickets, in one query; with
-    ``detach`` the alerts leave the session (their changes are written by
-    :meth:`Stored.write_changes`)."""
+    ``detach`` the alerts are read as rows outside the session (:func:`_outside_session`;
+    their changes are written by :meth:`Stored.write_changes`), the tickets still as ORM
+    objects in it."""
     wanted = sorted(set(keys))
     if not wanted:
         return Stored({}, detached=detach)
+    if detach:
+        return Stored(_read_outside_session(db_session, wanted), detached=True)
     rows = db_session.execute(
         select(AlertRecord, Ticket).outerjoin(Ticket, Ticket.id == AlertRecord.ticket_id)
         .where(AlertRecord.key.in_(wanted))).all()
-    found: dict[str, tuple[AlertRecord, Ticket | None]] = {
-        record.key: (record, ticket) for record, ticket in rows}
-    if detach:
-        for record, _ in rows:
-            db_session.expunge(record)
-    return Stored(found, detached=detach)
+    return Stored({record.key: (record, ticket) for record, ticket in rows}, detached=False)
+
+
+#: The alert columns by name, in table order (``AlertRecord``'s attributes have the same names).
+_ALERT_NAMES = tuple(column.key for column in _ALERTS.c)
+_READ_WITH_TICKETS = select(*_ALERTS.c, Ticket).outerjoin(Ticket, Ticket.id == _ALERTS.c.ticket_id)
+
+
+def _read_outside_session(db_session: Session,
+                          keys: Sequence[str]) -> dict[str, tuple[AlertRecord, Ticket | None]]:
+    """The alerts as plain column values (no identity map to fill and empty again: the ORM
+    loading and expunging of a batch's alerts cost more than their query) and their tickets
+    as ORM objects, in one query."""
+    found: dict[str, tuple[AlertRecord, Ticket | None]] = {}
+    for row in db_session.execute(_READ_WITH_TICKETS.where(_ALERTS.c.key.in_(keys))):
+        record = _outside_session(zip(_ALERT_NAMES, row[:-1], strict=True))
+        found[record.key] = (record, row[-1])
+    return found
+
+
+def _outside_session(values: Iterable[tuple[str, Any]]) -> AlertRecord:
+    """A stored alert's row as an ``AlertRecord`` that belongs to no session: its values go
+    straight into the instance's dict, as the ORM's loader puts them (no attribute events);
+    a later change (:func:`apply`) is an ordinary attribute set, written by
+    :meth:`Stored.write_changes`."""
+    record = _new_alert_record()
+    record.__dict__.update(values)
+    return record
+
+
+_new_alert_record = cast(Callable[[], AlertRecord],
+                         sa_inspect(AlertRecord).class_manager.new_instance)
 
 
 def intake(
