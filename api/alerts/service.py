@@ -53,8 +53,17 @@ def _columns(alert: Alert) -> dict[str, Any]:
     }
 
 
+def values_of(record: AlertRecord, names: Iterable[str]) -> dict[str, Any]:
+    """``record``'s attributes ``names``, read from its dict where they are loaded (a batch
+    reads ~40 attributes per alert, and the ORM's instrumented get is most of the cost of
+    each); one not loaded (never set on a new record, or expired) goes the ORM's way."""
+    loaded = record.__dict__
+    return {name: loaded[name] if name in loaded else getattr(record, name) for name in names}
+
+
 def _differs(record: AlertRecord, columns: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in columns.items() if getattr(record, name) != value}
+    stored = values_of(record, columns)
+    return {name: value for name, value in columns.items() if stored[name] != value}
 
 
 def get(*, db_session: Session, key: str) -> AlertRecord:

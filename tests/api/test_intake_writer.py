@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.alerts import flows, service
 from api.alerts.flows import Received, Submission
 from api.alerts.models import AlertRecord
+from api.alerts.schemas import AlertRead
 from api.alerts.writer import IntakeWriter
 from api.audit.models import AuditEntry
 from api.auth.models import ServiceKind
@@ -86,6 +87,9 @@ def test_a_batch_answers_each_alert_as_if_it_came_alone(
     assert bodies[3]["evidence"]["revision"] == 1.0
     assert bodies[0]["ticket_id"] == bodies[2]["ticket_id"] == bodies[3]["ticket_id"]
     assert bodies[1]["ticket_id"] not in (None, bodies[0]["ticket_id"])
+    # a new alert's answer is what the alert endpoints answer for it once stored
+    stored_other = db_session.scalar(select(AlertRecord).where(AlertRecord.key == other.key))
+    assert bodies[1] == json.loads(AlertRead.model_validate(stored_other).model_dump_json())
     # the repeat wrote nothing: one create, one update
     assert _audit_actions(db_session, first.key) == ["alert.create", "alert.update"]
     assert db_session.scalar(select(func.count()).select_from(Ticket)) == 2
