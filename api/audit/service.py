@@ -16,14 +16,15 @@ from api.db import utcnow, where_equal
 
 
 def _jsonable(value: Any) -> Any:
+    # JSON's own types first: they are most values, and the Mapping check (an ABC) is slow
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
         return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
     return str(value)
 
 
