@@ -9,7 +9,8 @@ alert as if it had come alone (a failed batch is taken in again alert by alert).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,10 +89,37 @@ def _commit(db_session: Session, batch: Sequence[Submission],
     entries: list[dict[str, Any]] = []
     answers = [_apply_one(db_session, submission, rules, plans, settings, stored, entries)
                for submission in batch]
-    stored.write_changes(db_session)
-    audit.record_many(db_session=db_session, entries=entries)
+    with _one_round_trip(db_session):
+        stored.write_changes(db_session)
+        audit.record_many(db_session=db_session, entries=entries)
     db_session.commit()
     return answers
+
+
+@contextmanager
+def _one_round_trip(db_session: Session) -> Iterator[None]:
+    """On PostgreSQL (psycopg), a pipeline: the batch's UPDATE and INSERT executemany go
+    out together and are synced once (~0.1 ms less CPU per batch than a sync each). An
+    error found at that sync comes from the driver, outside SQLAlchemy; it is raised as
+    SQLAlchemy would have (its ``DBAPIError`` subclass, the connection invalidated if it
+    broke), so the batch's replay and the writer's connection check see the same errors
+    either way. Elsewhere nothing."""
+    connection = db_session.connection()
+    pipeline = getattr(connection.connection.driver_connection, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    driver_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with pipeline():
+            yield
+    except driver_error as exc:
+        broken = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection,
+                                                  None)
+        if broken:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(None, None, exc, driver_error, connection_invalidated=broken,
+                                  dialect=connection.dialect) from exc
 
 
 def receive_batch(*, session_factory: Callable[[], Session], batch: Sequence[Submission],

@@ -109,8 +109,11 @@ class Stored:
         for record, noted in self._changed.values():
             shapes.setdefault(frozenset(noted), []).append(record)
         self._changed.clear()
+        # Core on the session's connection: Session.execute adds per-statement work
+        # (event dispatch, bind lookup, result wrapping) that a table UPDATE does not need
+        connection = db_session.connection()
         for shape, records in shapes.items():
-            db_session.execute(_UPDATE_BY_ID, [
+            connection.execute(_UPDATE_BY_ID, [
                 {"_id": record.id, **{name: getattr(record, name) for name in shape}}
                 for record in sorted(records, key=lambda record: record.id)])
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -130,6 +131,20 @@ def test_an_alert_the_database_refuses_fails_alone_with_a_422(
     assert [type(o).__name__ for o in outcomes] == ["Received", "DataError", "Received"]
     answer = put_alert(client, admin, bad)
     assert answer.status_code == 422 and answer.json()["code"] == "invalid"
+
+
+def test_an_update_the_database_refuses_in_the_batch_pipeline_fails_alone(
+        app: FastAPI, county: None, database_url: str) -> None:
+    """PostgreSQL writes a batch's alert updates in a psycopg pipeline, whose errors come
+    at its sync from the driver: they must reach the replay as SQLAlchemy's errors."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite does not enforce a column's length")
+    _batch(app, [_leak(1), _leak(2)])
+    too_long = Place(village="v001", dma="dma-v001-2", device="d" * 100)  # the column: 64
+    bad = _leak(2, 1).model_copy(update={"place": too_long})
+    outcomes = _batch(app, [_leak(1, 1), bad, _leak(3)])
+    assert isinstance(outcomes[1], sqlalchemy.exc.DataError), outcomes[1]
+    assert [_body(outcomes[n])["revision"] for n in (0, 2)] == [2, 1]
 
 
 def test_shortage_alerts_in_a_batch_drive_their_plan_in_the_same_transaction(
