@@ -141,7 +141,11 @@ def load_stored(*, db_session: Session, keys: Iterable[str], detach: bool = Fals
 
 #: The alert columns by name, in table order (``AlertRecord``'s attributes have the same names).
 _ALERT_NAMES = tuple(column.key for column in _ALERTS.c)
-_READ_WITH_TICKETS = select(*_ALERTS.c, Ticket).outerjoin(Ticket, Ticket.id == _ALERTS.c.ticket_id)
+#: One statement for every batch (the keys an expanding parameter): its cache key is
+#: computed once, not per batch as for a statement built around the batch's keys.
+_READ_WITH_TICKETS = select(*_ALERTS.c, Ticket).outerjoin(
+    Ticket, Ticket.id == _ALERTS.c.ticket_id).where(
+    _ALERTS.c.key.in_(bindparam("keys", expanding=True)))
 
 
 def _read_outside_session(db_session: Session,
@@ -150,7 +154,7 @@ def _read_outside_session(db_session: Session,
     loading and expunging of a batch's alerts cost more than their query) and their tickets
     as ORM objects, in one query."""
     found: dict[str, tuple[AlertRecord, Ticket | None]] = {}
-    for row in db_session.execute(_READ_WITH_TICKETS.where(_ALERTS.c.key.in_(keys))):
+    for row in db_session.execute(_READ_WITH_TICKETS, {"keys": keys}):
         record = _outside_session(zip(_ALERT_NAMES, row[:-1], strict=True))
         found[record.key] = (record, row[-1])
     return found
