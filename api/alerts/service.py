@@ -114,7 +114,7 @@ class Stored:
         connection = db_session.connection()
         for shape, records in shapes.items():
             connection.execute(_UPDATE_BY_ID, [
-                {"_id": record.id, **{name: getattr(record, name) for name in shape}}
+                {"_id": record.id, **values_of(record, shape)}
                 for record in sorted(records, key=lambda record: record.id)])
 
 
