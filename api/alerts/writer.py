@@ -14,6 +14,13 @@ apply in order); each answer is what that alert alone would have got, an error i
 (a batch that fails is replayed alert by alert, each in its own transaction). Races with
 the other workers' writers are settled by the database, as between two requests.
 
+Requests on an event loop reach the writer a loop turn at a time (:meth:`IntakeWriter.receive`):
+the alerts that the loop's requests hand in while it runs one turn go to the writer together,
+after the turn. Under load one turn parses many requests, so the writer wakes once for all
+of them instead of once per request and its batches are the loop's whole harvest (a batch
+costs ~1 ms of fixed work, the database's round trips and the statements' set-up, against
+~0.2 ms per alert). A lone request waits for the end of its own turn, no longer.
+
 The thread keeps one database connection for its life (:class:`_HeldConnection`): a batch
 needs no pool checkout, no liveness ping and no reset on return, a round trip each. A
 connection that broke is replaced before the next batch (the batch that found it broken is
@@ -123,25 +130,39 @@ class IntakeWriter:
         self._settings = settings
         self._max_batch = max_batch
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Job | None] | None = None
+        self._queue: queue.SimpleQueue[list[_Job] | None] | None = None
         self._thread: threading.Thread | None = None
+        #: Jobs handed in on each event loop during its current turn (touched on that
+        #: loop's thread only).
+        self._gathering: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
 
     def submit(self, alert: Alert, actor: Principal) -> Future[Received]:
         """Queue ``alert`` (sent by ``actor``); thread-safe."""
         future: Future[Received] = Future()
-        self._put(_Job(Submission(alert, actor), future=future))
+        self._put([_Job(Submission(alert, actor), future=future)])
         return future
 
     async def receive(self, alert: Alert, actor: Principal) -> Received:
         """Queue ``alert`` and wait, on the running event loop, until it is committed.
 
-        The writer settles every request of a batch on this loop with one wake-up."""
+        The alert goes to the writer with the others this loop turn hands in (after the
+        turn); the writer settles every request of a batch on this loop with one wake-up."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Received] = loop.create_future()
-        self._put(_Job(Submission(alert, actor), loop=loop, waiter=waiter))
+        job = _Job(Submission(alert, actor), loop=loop, waiter=waiter)
+        gathered = self._gathering.get(loop)
+        if gathered is None:
+            self._gathering[loop] = [job]
+            loop.call_soon(self._hand_over, loop)
+        else:
+            gathered.append(job)
         return await waiter
 
-    def _put(self, job: _Job) -> None:
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The jobs ``loop`` gathered this turn, to the writer in one put."""
+        self._put(self._gathering.pop(loop))
+
+    def _put(self, jobs: list[_Job]) -> None:
         with self._lock:
             if self._queue is None or self._thread is None or not self._thread.is_alive():
                 self._queue = queue.SimpleQueue()
@@ -150,7 +171,7 @@ class IntakeWriter:
                 self._thread = threading.Thread(target=self._run, args=(self._queue,),
                                                 name="alert-intake-writer", daemon=True)
                 self._thread.start()
-            self._queue.put(job)
+            self._queue.put(jobs)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Finish the alerts queued so far, then stop the thread."""
@@ -162,33 +183,32 @@ class IntakeWriter:
         if thread is not None:
             thread.join(timeout_s)
 
-    def _run(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
+    def _run(self, jobs: queue.SimpleQueue[list[_Job] | None]) -> None:
         held = _HeldConnection(self._session_factory)
         try:
             self._take_batches(jobs, held)
         finally:
             held.close()
 
-    def _take_batches(self, jobs: queue.SimpleQueue[_Job | None],
+    def _take_batches(self, jobs: queue.SimpleQueue[list[_Job] | None],
                       held: _HeldConnection) -> None:
-        while True:
-            first = jobs.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self._max_batch:
+        """Batches of at most ``max_batch`` jobs in arrival order, until the ``None``
+        that :meth:`close` queues (the jobs before it are written first)."""
+        waiting: list[_Job] = []
+        stop = False
+        while waiting or not stop:
+            while not stop and len(waiting) < self._max_batch:
                 try:
-                    job = jobs.get_nowait()
+                    handed = jobs.get() if not waiting else jobs.get_nowait()
                 except queue.Empty:
                     break
-                if job is None:
+                if handed is None:
                     stop = True
-                    break
-                batch.append(job)
-            self._write(batch, held)
-            if stop:
-                return
+                else:
+                    waiting.extend(handed)
+            batch, waiting = waiting[:self._max_batch], waiting[self._max_batch:]
+            if batch:
+                self._write(batch, held)
 
     def _write(self, batch: list[_Job], held: _HeldConnection) -> None:
         live = [job for job in batch if job.claim()]

@@ -5,8 +5,10 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -213,6 +215,31 @@ def test_alerts_waiting_while_the_writer_commits_go_in_one_transaction(
         writer.close()
     assert sessions.opened == 2  # the eight that waited: one session, one commit
     assert db_session.scalar(select(func.count()).select_from(AlertRecord)) == 9
+
+
+def test_alerts_handed_in_during_one_loop_turn_go_in_one_transaction(
+        app: FastAPI, county: None, db_session: Session) -> None:
+    sessions = _CountedSessions(app)
+    sessions.release.set()
+    writer = IntakeWriter(sessions, rules=DEFAULT_RULES, plans=[default_plan()],
+                          settings=app.state.api_settings)
+
+    async def request(n: int) -> Received:
+        # the loop is busy between hand-ins (as when parsing other requests): a writer
+        # woken by the first alert would commit it alone meanwhile
+        time.sleep(0.01)
+        return await writer.receive(_leak(n), SYSTEM)
+
+    async def requests_of_one_turn() -> list[Received]:
+        return await asyncio.gather(*(request(n) for n in range(8)))
+
+    try:
+        answers = asyncio.run(requests_of_one_turn())
+    finally:
+        writer.close()
+    assert all(answer.created for answer in answers)
+    assert sessions.opened == 1
+    assert db_session.scalar(select(func.count()).select_from(AlertRecord)) == 8
 
 
 def _connection_of(session: Session) -> Any:
