@@ -35,6 +35,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.orm import Session
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api import migrate
@@ -51,6 +52,7 @@ from api.notify.scheduled import deliver_due_once
 from api.notify.sender import WebhookSender, make_client
 from api.periodic import run_periodically, stop_on_signals
 from api.tickets import verification
+from api.workers import serve_workers
 from common.influx import InfluxClient
 from common.register import County
 from common.settings import MissingSecrets, Settings, get_settings
@@ -66,8 +68,8 @@ class NoDelayH11Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection.
 
     uvicorn writes a response's head and body in two sends. asyncio turns Nagle off only for
-    sockets whose ``proto`` is TCP, and the listening socket uvicorn binds for several
-    workers has ``proto`` 0, so on a keep-alive connection a small body waits for the
+    sockets whose ``proto`` is TCP, and the listening sockets of several workers
+    (api/workers.py) have ``proto`` 0, so on a keep-alive connection a small body waits for the
     client's delayed ACK of the head: about 40 ms per request (the analysis' alert PUTs, any
     small JSON answer). Setting ``TCP_NODELAY`` here sends both at once.
     """
@@ -232,10 +234,13 @@ def _ensure_token(settings: Settings, name: str, kind: ServiceKind, variable: st
 def _serve(settings: Settings, run_migrations: bool) -> int:
     if run_migrations:
         migrate.upgrade(settings.api.database_url)
-    uvicorn.run("api.asgi:app", host=settings.api.host, port=settings.api.port,
-                workers=settings.api.workers, log_level=settings.log_level.lower(),
-                http=HTTP_PROTOCOL)
-    return 0
+    config = uvicorn.Config("api.asgi:app", host=settings.api.host, port=settings.api.port,
+                            log_level=settings.log_level.lower(), http=HTTP_PROTOCOL)
+    if settings.api.workers > 1:  # a socket per worker: see api/workers.py
+        return serve_workers(config, settings.api.workers)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
