@@ -12,18 +12,21 @@ Here each worker binds its own socket to the address with ``SO_REUSEPORT``, and 
 spreads new connections over the workers by a hash of their addresses. The parent binds
 nothing: it checks the port is free, starts the workers, starts another in place of one that
 dies, and stops them all on SIGINT or SIGTERM (each finishes its requests in flight, as
-uvicorn does). A worker that fails to start (uvicorn's exit code 3: the app cannot load, the
-port is taken) stops the server with that code rather than being restarted in a loop.
+uvicorn does); a worker whose parent was killed stops by itself. A worker that fails to
+start (uvicorn's exit code 3: the app cannot load, the port is taken) stops the server with
+that code rather than being restarted in a loop.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
 import threading
+import time
 from multiprocessing.context import SpawnProcess
 from types import FrameType
 
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: How often the parent looks at its workers, s.
 WATCH_INTERVAL_S = 0.5
+#: How often a worker checks that its parent still runs, s.
+PARENT_CHECK_S = 1.0
 #: How long stopping workers may take to finish their requests before they are killed, s.
 STOP_TIMEOUT_S = 30.0
 
@@ -70,6 +75,8 @@ def _port_is_free(host: str, port: int) -> bool:
 
 def _run_worker(config: uvicorn.Config) -> None:
     """One worker process: its own socket, one uvicorn server on it."""
+    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True,
+                     name="parent-watch").start()
     config.configure_logging()
     server = uvicorn.Server(config)
     try:
@@ -77,6 +84,14 @@ def _run_worker(config: uvicorn.Config) -> None:
     finally:
         if not server.started:  # whatever ended it (an import error exits with 1)
             sys.exit(STARTUP_FAILURE)
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """Shut this worker down as on SIGTERM once its parent is gone (killed without the
+    chance to stop it), rather than serve on as an orphan holding the port."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _Workers:

@@ -89,7 +89,15 @@ def two_workers() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         _wait_until_every_worker_answers(server, port, 2)
         yield server, port
     finally:
-        if server.poll() is None:
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(40)
+        except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
 
@@ -149,6 +157,18 @@ def test_sigterm_stops_every_worker_and_exits_cleanly(
         _pid_answering(port)
 
 
+def test_workers_whose_parent_was_killed_stop_by_themselves(
+        two_workers: tuple[subprocess.Popen[bytes], int]) -> None:
+    server, port = two_workers
+    workers = [psutil.Process(pid) for pid in _workers_of(server)]
+    server.kill()
+    server.wait()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive
+    with pytest.raises(OSError):
+        _pid_answering(port)
+
+
 def test_a_port_another_program_listens_on_is_refused_before_any_worker_starts() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -161,6 +181,4 @@ def test_an_app_that_cannot_load_stops_the_server_instead_of_restarting_forever(
     try:
         assert server.wait(timeout=60) == STARTUP_FAILURE
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        _stop(server)
