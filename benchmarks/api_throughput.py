@@ -4,7 +4,8 @@ Run: ``.venv/bin/python benchmarks/api_throughput.py [--duration S] [--tickets N
 (``--help`` for the rest). Needs Debian's ``wrk`` and a PostgreSQL at 127.0.0.1:5432 that
 the ``postgres`` user reaches without a password (``scripts/bootstrap.sh`` sees to both).
 
-In one run, on one API (``python -m api serve``, ``RURALWATER_API__WORKERS=2``) over a fresh
+In one run, on one API (``python -m api serve``, ``RURALWATER_API__WORKERS=2``, the reminder
+and re-plan loops off as in docker-compose.yml) over a fresh
 PostgreSQL database holding a 200-village register and ``--tickets`` open tickets opened
 through alert intake:
 
@@ -97,6 +98,10 @@ def api_environment(database: str, port: int, work: Path) -> dict[str, str]:
         "RURALWATER_API__JWT_SECRET": secrets.token_urlsafe(32),
         "RURALWATER_API__PORT": str(port),
         "RURALWATER_API__WORKERS": "2",
+        # as docker-compose.yml runs it: the reminder and re-plan loops live in the
+        # background service, not in each worker (docs/api.md, "Running several workers")
+        "RURALWATER_API__NOTIFY_LOOP": "false",
+        "RURALWATER_API__REPLAN_LOOP": "false",
         "RURALWATER_API__JWT_SECRET_FILE": str(work / "jwt-secret"),
         "RURALWATER_LOG_LEVEL": "WARNING",
     }
