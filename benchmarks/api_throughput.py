@@ -57,7 +57,7 @@ import psutil
 import psycopg
 
 from common.alerts import Alert, AlertKind, Place, Severity, alert_key
-from common.localservices import free_port
+from common.localservices import free_port, stop_process
 from simulator.county import build_county
 
 REPO = Path(__file__).resolve().parents[1]
@@ -505,12 +505,7 @@ def run(plan: Plan) -> int:
                        CpuMeter(server.pid))
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, timeout_s=30)
         drop_database(database)
         shutil.rmtree(work, ignore_errors=True)
 

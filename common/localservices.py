@@ -25,6 +25,20 @@ class ServiceError(RuntimeError):
     """A local service could not be started."""
 
 
+def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 20.0,
+                 kill: bool = False) -> None:
+    """Stop a child that still runs: SIGTERM (or SIGKILL with ``kill``), then SIGKILL if it
+    has not exited after ``timeout_s``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -90,13 +104,7 @@ class _ChildService:
         """Stop gracefully (SIGTERM: Mosquitto saves its persistence file), or SIGKILL."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s=timeout_s, kill=kill)
         self.process = None
         deadline = time.monotonic() + 10
         while _port_open(self.port) and time.monotonic() < deadline:

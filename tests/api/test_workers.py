@@ -20,7 +20,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from api.workers import serve_workers
-from common.localservices import free_port
+from common.localservices import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,17 +89,7 @@ def two_workers() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         _wait_until_every_worker_answers(server, port, 2)
         yield server, port
     finally:
-        _stop(server)
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(40)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout_s=40)
 
 
 def _answers_on_connections_opened_together(port: int, count: int) -> Counter[int]:
@@ -181,4 +171,4 @@ def test_an_app_that_cannot_load_stops_the_server_instead_of_restarting_forever(
     try:
         assert server.wait(timeout=60) == STARTUP_FAILURE
     finally:
-        _stop(server)
+        stop_process(server, timeout_s=40)
