@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -116,18 +117,16 @@ def _before_transaction(db_session: Session) -> Iterator[None]:
     a plain SELECT takes no locks); the transaction then begins with the first write.
     Elsewhere nothing."""
     driver = _psycopg(db_session)
-    if driver is None or driver.info.transaction_status != _IDLE:
+    if driver is None or driver.info.transaction_status != TransactionStatus.IDLE:
         yield
         return
     driver.autocommit = True
     try:
         yield
     finally:
-        if driver.info.transaction_status == _IDLE:  # else broken: the writer replaces it
+        # else broken: the writer replaces the connection
+        if driver.info.transaction_status == TransactionStatus.IDLE:
             driver.autocommit = False
-
-
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
 @contextmanager
@@ -139,14 +138,14 @@ def _one_round_trip(db_session: Session) -> Iterator[None]:
     broke), so the batch's replay and the writer's connection check see the same errors
     either way: a COMMIT that fails there fails the batch, whatever the session thought.
     Elsewhere nothing."""
-    connection = db_session.connection()
-    pipeline = getattr(connection.connection.driver_connection, "pipeline", None)
-    if pipeline is None:
+    driver = _psycopg(db_session)
+    if driver is None:
         yield
         return
+    connection = db_session.connection()
     driver_error = connection.dialect.loaded_dbapi.Error
     try:
-        with pipeline():
+        with driver.pipeline():
             yield
     except driver_error as exc:
         broken = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection,
