@@ -141,22 +141,34 @@ def load_stored(*, db_session: Session, keys: Iterable[str], detach: bool = Fals
 
 #: The alert columns by name, in table order (``AlertRecord``'s attributes have the same names).
 _ALERT_NAMES = tuple(column.key for column in _ALERTS.c)
+_TICKETS = cast(Table, Ticket.__table__)
 #: One statement for every batch (the keys an expanding parameter): its cache key is
-#: computed once, not per batch as for a statement built around the batch's keys.
-_READ_WITH_TICKETS = select(*_ALERTS.c, Ticket).outerjoin(
-    Ticket, Ticket.id == _ALERTS.c.ticket_id).where(
+#: computed once, not per batch as for a statement built around the batch's keys. Of the
+#: linked ticket it reads what ticket sync reads when the alert changes nothing on it.
+_READ_WITH_TICKETS = select(*_ALERTS.c, *(_TICKETS.c[name] for name in tickets.SYNC_COLUMNS)
+                            ).outerjoin(_TICKETS, _TICKETS.c.id == _ALERTS.c.ticket_id).where(
     _ALERTS.c.key.in_(bindparam("keys", expanding=True)))
 
 
 def _read_outside_session(db_session: Session,
                           keys: Sequence[str]) -> dict[str, tuple[AlertRecord, Ticket | None]]:
-    """The alerts as plain column values (no identity map to fill and empty again: the ORM
-    loading and expunging of a batch's alerts cost more than their query) and their tickets
-    as ORM objects, in one query."""
+    """The alerts and their tickets in one Core query, none of them loaded into the
+    session (filling its identity map and emptying it again cost more than the query):
+    the alerts as plain column values, each ticket as :func:`tickets.known_ticket` (one
+    object per ticket, whichever alerts share it)."""
     found: dict[str, tuple[AlertRecord, Ticket | None]] = {}
-    for row in db_session.execute(_READ_WITH_TICKETS, {"keys": keys}):
-        record = _outside_session(zip(_ALERT_NAMES, row[:-1], strict=True))
-        found[record.key] = (record, row[-1])
+    known: dict[int, Ticket] = {}
+    alert_width = len(_ALERT_NAMES)
+    for row in db_session.connection().execute(_READ_WITH_TICKETS, {"keys": keys}).all():
+        record = _outside_session(zip(_ALERT_NAMES, row[:alert_width], strict=True))
+        ticket_id = row[alert_width]
+        ticket = None
+        if ticket_id is not None:
+            ticket = known.get(ticket_id)
+            if ticket is None:
+                ticket = known[ticket_id] = tickets.known_ticket(
+                    dict(zip(tickets.SYNC_COLUMNS, row[alert_width:], strict=True)))
+        found[record.key] = (record, ticket)
     return found
 
 

@@ -3,14 +3,15 @@ update, and the checked lifecycle move. Every write is audited in the same trans
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, Select, false, select
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from api.alerts.models import AlertRecord
 from api.assets.models import Village
@@ -338,6 +339,7 @@ def sync_with_alert(
     rule = rules.get(alert.kind)
     if rule is None or not rule.create or alert.status is not AlertStatus.OPEN:
         return linked
+    linked = _latest(db_session, linked)
     problem = problem_key(rule, contract)
     now = utcnow()
     priority = adjusted_priority(rule, alert.severity, alert.monitored)
@@ -356,8 +358,51 @@ def sync_with_alert(
                        to=TicketStatus.REOPENED,
                        reason=f"alert {alert.key}: the problem came back within "
                               f"{settings.reopen_within_days:g} days of verification"))
-    _join(db_session, current, alert, rule, rules, priority, actor, settings, now)
-    return current
+    return _join(db_session, current, alert, rule, rules, priority, actor, settings, now)
+
+
+#: The columns :func:`sync_with_alert` reads of an alert's ticket that the alert does not
+#: change: a caller handing it many tickets (alert intake's batch) may read just these and
+#: give them as :func:`known_ticket`.
+SYNC_COLUMNS = ("id", "problem_key", "closed_at", "alert_keys", "status", "priority",
+                "due_at", "type", "alert_key")
+
+_new_ticket = cast(Callable[[], Ticket], sa_inspect(Ticket).class_manager.new_instance)
+_identity_of = sa_inspect(Ticket).identity_key_from_primary_key
+
+
+def known_ticket(values: Mapping[str, Any]) -> Ticket:
+    """A stored ticket known by some of its columns (``SYNC_COLUMNS`` at least, the id among
+    them) and kept out of any session: SQLAlchemy sees a new object that nobody has added
+    (its values set as the ORM's loader sets them), which costs a few microseconds where
+    loading it into the session costs tens. :func:`sync_with_alert` reads it as it is and
+    turns it into the stored ticket it is, in its session, only to change it."""
+    ticket = _new_ticket()
+    ticket.__dict__.update(values)
+    return ticket
+
+
+def _is_known(ticket: Ticket) -> bool:
+    """Made by :func:`known_ticket` and not yet attached."""
+    return sa_inspect(ticket).transient and ticket.__dict__.get("id") is not None
+
+
+def _latest(db_session: Session, ticket: Ticket | None) -> Ticket | None:
+    """``ticket``, or the session's own copy of it when the session has one (a ticket known
+    outside the session may since have been loaded and changed in it)."""
+    if ticket is None or not _is_known(ticket):
+        return ticket
+    in_session = db_session.identity_map.get(_identity_of((ticket.id,)))
+    return cast(Ticket, in_session) if in_session is not None else ticket
+
+
+def _attach(db_session: Session, ticket: Ticket) -> None:
+    """A known ticket joins ``db_session`` as the stored ticket it is (no SQL: the columns it
+    was not known by are expired, loaded when first read); its changes from now on are
+    flushed as any loaded ticket's."""
+    if _is_known(ticket):
+        make_transient_to_detached(ticket)
+        db_session.add(ticket)
 
 
 def _lead_rule(ticket: Ticket, rules: Mapping[AlertKind, TicketRule]) -> TicketRule | None:
@@ -371,7 +416,7 @@ def _lead_rule(ticket: Ticket, rules: Mapping[AlertKind, TicketRule]) -> TicketR
 
 def _join(db_session: Session, ticket: Ticket, alert: AlertRecord, rule: TicketRule,
           rules: Mapping[AlertKind, TicketRule], priority: Priority, actor: Principal,
-          settings: ApiSettings, now: datetime) -> None:
+          settings: ApiSettings, now: datetime) -> Ticket:
     """``alert`` joins ``ticket``; while the ticket still needs a crew, the alert may:
 
     - raise its priority (the highest of its alerts');
@@ -382,12 +427,17 @@ def _join(db_session: Session, ticket: Ticket, alert: AlertRecord, rule: TicketR
     """
     changes: dict[str, Any] = {}
     if alert.key not in ticket.alert_keys:
-        ticket.alert_keys = [*ticket.alert_keys, alert.key]
-        changes["alert_keys"] = ticket.alert_keys
+        changes["alert_keys"] = [*ticket.alert_keys, alert.key]
     if ticket.status in ACTIVE_STATUSES:
-        changes.update(_escalate(ticket, alert, rule, rules, priority, settings, now))
+        changes.update(_escalation(ticket, alert, rule, rules, priority, settings, now))
     if not changes:
-        return
+        return ticket  # as it came: a ticket known outside the session stays out of it
+    _attach(db_session, ticket)
+    title = changes.pop("title", None)  # follows the type: not audited on its own
+    for name, value in changes.items():
+        setattr(ticket, name, value)
+    if title is not None:
+        ticket.title = title
     ticket.updated_at = now
     escalated = set(changes) - {"alert_keys"}
     reason = f"alert {alert.key} joined the ticket" if "alert_keys" in changes \
@@ -397,25 +447,27 @@ def _join(db_session: Session, ticket: Ticket, alert: AlertRecord, rule: TicketR
                  changes=changes)
     if escalated:
         ticket_changed(db_session=db_session, ticket=ticket)
+    return ticket
 
 
-def _escalate(ticket: Ticket, alert: AlertRecord, rule: TicketRule,
-              rules: Mapping[AlertKind, TicketRule], priority: Priority,
-              settings: ApiSettings, now: datetime) -> dict[str, Any]:
+def _escalation(ticket: Ticket, alert: AlertRecord, rule: TicketRule,
+                rules: Mapping[AlertKind, TicketRule], priority: Priority,
+                settings: ApiSettings, now: datetime) -> dict[str, Any]:
+    """The columns ``alert`` raises on ``ticket`` (set by the caller)."""
     changes: dict[str, Any] = {}
     if priority.rank > ticket.priority.rank:
-        ticket.priority = changes["priority"] = priority
+        changes["priority"] = priority
     due = due_at(now, rule.sla_class, settings)
     if due < ticket.due_at:
-        ticket.due_at = changes["due_at"] = due
-        ticket.sla_class = changes["sla_class"] = rule.sla_class
+        changes["due_at"] = due
+        changes["sla_class"] = rule.sla_class
     lead = _lead_rule(ticket, rules)
     if rule.ticket_type is not ticket.type and lead is not None and \
             rule.priority.rank > lead.priority.rank:
-        ticket.type = changes["type"] = rule.ticket_type
-        ticket.required_skill = changes["required_skill"] = rule.skill.value
-        ticket.alert_key = changes["alert_key"] = alert.key
-        ticket.title = alert.title
+        changes["type"] = rule.ticket_type
+        changes["required_skill"] = rule.skill.value
+        changes["alert_key"] = alert.key
+        changes["title"] = alert.title
     return changes
 
 

@@ -395,3 +395,66 @@ def test_a_closed_writer_finishes_its_queue_and_starts_again_when_given_more(
     assert all(f.done() and f.result().created for f in queued)
     assert writer.submit(_leak(0, revision=1), SYSTEM).result(timeout=60).created is False
     assert db_session.scalar(select(func.count()).select_from(AlertRecord)) == 3
+
+
+def _ticket_story(db_session: Session, key: str) -> tuple[Any, ...]:
+    """What the ticket of alert ``key`` became and its audit trail (ids left out)."""
+    db_session.expire_all()
+    record = db_session.scalar(select(AlertRecord).where(AlertRecord.key == key))
+    assert record is not None and record.ticket_id is not None
+    ticket = db_session.get(Ticket, record.ticket_id)
+    assert ticket is not None
+    trail = db_session.scalars(select(AuditEntry).where(
+        AuditEntry.entity_type == "ticket", AuditEntry.entity_id == str(ticket.id))
+        .order_by(AuditEntry.id)).all()
+    dma = key.split(":", 1)[1]
+    return (ticket.type, ticket.priority, ticket.required_skill, ticket.title.replace(dma, "*"),
+            [k.replace(dma, "*") for k in ticket.alert_keys],
+            ticket.alert_key.replace(dma, "*") if ticket.alert_key else None,
+            [(e.action, e.reason.replace(dma, "*"),
+              {k: v.replace(dma, "*") if isinstance(v, str) else v
+               for k, v in (e.changes or {}).items() if k not in ("due_at", "alert_keys")})
+             for e in trail])
+
+
+def test_alerts_sharing_a_ticket_change_it_in_a_batch_as_they_would_one_by_one(
+        app: FastAPI, county: None, db_session: Session,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The batch reads its alerts' tickets without loading them into its session and adds
+    one only when an alert changes it. A leak survey ticket, then in one batch: new
+    evidence that changes nothing, a new leak alert that turns the survey into a repair,
+    more evidence, a burst that joins, and the survey alert at a severity above the
+    priority the batch first read (it must see that the others raised it already): the
+    ticket and its audit trail end as the same alerts taken in one by one leave them, in
+    one transaction."""
+    def story(n: int) -> tuple[list[Alert], list[Alert]]:
+        balance = _leak(n, kind=AlertKind.WATER_BALANCE)
+        night = _leak(n, kind=AlertKind.NIGHT_FLOW)
+        first = [balance.model_copy(update={"severity": Severity.LOW})]
+        then = [first[0].model_copy(update={"evidence": {"revision": 1.0}}),
+                night,  # new: its problem's ticket is loaded into the batch's session
+                first[0].model_copy(update={"evidence": {"revision": 2.0}}),
+                _leak(n, kind=AlertKind.BURST),
+                first[0].model_copy(update={"severity": Severity.CRITICAL}),
+                night.model_copy(update={"evidence": {"revision": 3.0}})]
+        return first, then
+
+    first, then = story(7)
+    _batch(app, first)
+    with caplog.at_level("INFO", logger=flows.log.name):
+        outcomes = _batch(app, then)
+    assert all(isinstance(outcome, Received) for outcome in outcomes)
+    assert "one by one" not in caplog.text  # one transaction, not replayed alert by alert
+    tickets = {_body(outcome)["ticket_id"] for outcome in outcomes}
+    assert len(tickets) == 1
+
+    first_alone, then_alone = story(8)
+    for version in [*first_alone, *then_alone]:
+        service.intake(db_session=db_session, alert=version, actor=SYSTEM,
+                       rules=DEFAULT_RULES, settings=app.state.api_settings)
+    batched = _ticket_story(db_session, first[0].key)
+    assert batched == _ticket_story(db_session, first_alone[0].key)
+    kind, priority, *_ = batched
+    assert (kind.value, priority.value) == ("leak", "urgent")
+    assert [action for action, *_ in batched[-1]] == [
+        "ticket.create", "ticket.update", "ticket.update"]
