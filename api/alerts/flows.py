@@ -87,7 +87,7 @@ def _commit(db_session: Session, batch: Sequence[Submission],
     alerts and the audit entries in a statement or two each, and commit.
 
     On PostgreSQL a batch of updates costs two round trips: the read, taken before the
-    transaction begins (:func:`_before_transaction`), then the writes and the commit in
+    transaction begins (:func:`_before_transaction`), then BEGIN, the writes and COMMIT in
     one pipeline (:func:`_one_round_trip`)."""
     with _before_transaction(db_session):
         stored = service.load_stored(db_session=db_session,
@@ -99,7 +99,7 @@ def _commit(db_session: Session, batch: Sequence[Submission],
     with _one_round_trip(db_session):
         stored.write_changes(db_session)
         audit.record_many(db_session=db_session, entries=entries)
-        db_session.commit()
+    db_session.commit()  # the session's own end (on PostgreSQL the pipeline committed)
     return answers
 
 
@@ -131,22 +131,32 @@ def _before_transaction(db_session: Session) -> Iterator[None]:
 
 @contextmanager
 def _one_round_trip(db_session: Session) -> Iterator[None]:
-    """On PostgreSQL (psycopg), a pipeline: the batch's UPDATE and INSERT executemany and
-    the COMMIT go out together and are synced once (a round trip less per statement). An
-    error found at that sync comes from the driver, outside SQLAlchemy; it is raised as
+    """On PostgreSQL (psycopg), a pipeline that commits: the writes inside, then COMMIT, go
+    out together and are synced once. When nothing was written before it, the pipeline
+    also begins the transaction, with a BEGIN of its own: psycopg would send its BEGIN
+    and wait for the answer (a round trip of its own), so the driver is in autocommit
+    meanwhile and the transaction is this explicit BEGIN ... COMMIT.
+
+    An error found at the sync comes from the driver, outside SQLAlchemy; it is raised as
     SQLAlchemy would have (its ``DBAPIError`` subclass, the connection invalidated if it
     broke), so the batch's replay and the writer's connection check see the same errors
-    either way: a COMMIT that fails there fails the batch, whatever the session thought.
-    Elsewhere nothing."""
+    either way: a COMMIT that fails there fails the batch. Elsewhere nothing (the caller
+    commits)."""
     driver = _psycopg(db_session)
     if driver is None:
         yield
         return
     connection = db_session.connection()
     driver_error = connection.dialect.loaded_dbapi.Error
+    begins = driver.info.transaction_status == TransactionStatus.IDLE
+    if begins:
+        driver.autocommit = True
     try:
         with driver.pipeline():
+            if begins:
+                driver.execute("BEGIN")
             yield
+            driver.execute("COMMIT")
     except driver_error as exc:
         broken = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection,
                                                   None)
@@ -154,6 +164,19 @@ def _one_round_trip(db_session: Session) -> Iterator[None]:
             connection.invalidate(exc)
         raise DBAPIError.instance(None, None, exc, driver_error, connection_invalidated=broken,
                                   dialect=connection.dialect) from exc
+    finally:
+        if begins:
+            _leave_autocommit(driver)
+
+
+def _leave_autocommit(driver: Any) -> None:
+    """Back to the driver's own transactions, the explicit one ended (rolled back when it
+    failed); a broken connection is left as it is (the writer replaces it)."""
+    if driver.closed or driver.broken:
+        return
+    if driver.info.transaction_status != TransactionStatus.IDLE:
+        driver.rollback()
+    driver.autocommit = False
 
 
 def receive_batch(*, session_factory: Callable[[], Session], batch: Sequence[Submission],

@@ -12,12 +12,14 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from psycopg import pq
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -458,3 +460,43 @@ def test_alerts_sharing_a_ticket_change_it_in_a_batch_as_they_would_one_by_one(
     assert (kind.value, priority.value) == ("leak", "urgent")
     assert [action for action, *_ in batched[-1]] == [
         "ticket.create", "ticket.update", "ticket.update"]
+
+
+def test_a_batch_on_postgresql_takes_two_round_trips_and_leaves_its_connection_as_it_was(
+        app: FastAPI, county: None, database_url: str, tmp_path: Path) -> None:
+    """The read, then BEGIN, the writes and COMMIT in one pipeline: two answers from the
+    server (ReadyForQuery, in libpq's protocol trace) for a batch of new evidence. The
+    connection is back in the driver's own transactions afterwards, also when a write in
+    the pipeline failed, so its next batch is one transaction again."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's protocol")
+    _batch(app, [_leak(n) for n in range(3)])
+    engine = app.state.session_factory.kw["bind"]
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        held = sessionmaker(bind=connection, expire_on_commit=False)
+
+        def batch(alerts: list[Alert]) -> list[flows.Outcome]:
+            return flows.receive_batch(
+                session_factory=app.state.session_factory, batch_session=held,
+                batch=[Submission(a, SYSTEM) for a in alerts], rules=DEFAULT_RULES,
+                plans=[default_plan()], settings=app.state.api_settings)
+
+        trace = tmp_path / "libpq.trace"
+        with trace.open("w") as sink:
+            driver.pgconn.trace(sink.fileno())
+            driver.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            outcomes = batch([_leak(n, revision=1) for n in range(3)])
+            driver.pgconn.untrace()
+        assert all(isinstance(outcome, Received) for outcome in outcomes)
+        assert trace.read_text().count("ReadyForQuery") == 2
+        assert (driver.autocommit, driver.info.transaction_status) == (
+            False, pq.TransactionStatus.IDLE)
+
+        too_long = Place(village="v001", dma="dma-v001-1", device="d" * 100)
+        failed = batch([_leak(0, revision=2), _leak(1, 2).model_copy(update={"place": too_long})])
+        assert isinstance(failed[1], sqlalchemy.exc.DataError)
+        assert (driver.autocommit, driver.info.transaction_status) == (
+            False, pq.TransactionStatus.IDLE)
+        again = batch([_leak(2, revision=2), _leak(0, revision=3)])
+        assert [_body(outcome)["revision"] for outcome in again] == [3, 4]
