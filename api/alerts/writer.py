@@ -55,9 +55,10 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64
 #: How long a thread may keep the GIL while another waits for it, s (Python's default is
 #: 5 ms). The writer gives the GIL up at each wait on the database (the two round trips of
-#: a batch and psycopg's socket polls within them) and must then win it back from the event loop, which under load always has a request to
-#: parse: at 5 ms a batch waited ~25 ms for the GIL, longer than its work and the
-#: database's took, and intake throughput was bounded by that wait with a core idle.
+#: a batch and psycopg's socket polls within them) and must then win it back from the
+#: event loop, which under load always has a request to parse: at 5 ms a batch waited
+#: ~25 ms for the GIL, longer than its work and the database's took, and intake throughput
+#: was bounded by that wait with a core idle.
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
