@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg.pq import TransactionStatus
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -103,9 +104,9 @@ def _commit(db_session: Session, batch: Sequence[Submission],
     return answers
 
 
-def _psycopg(db_session: Session) -> Any | None:
-    """The session's psycopg connection (PostgreSQL), else ``None``."""
-    driver = db_session.connection().connection.driver_connection
+def _psycopg(connection: Connection) -> Any | None:
+    """The psycopg connection under ``connection`` (PostgreSQL), else ``None``."""
+    driver = connection.connection.driver_connection
     return driver if hasattr(driver, "pipeline") else None
 
 
@@ -116,7 +117,7 @@ def _before_transaction(db_session: Session) -> Iterator[None]:
     the transaction's first statement (READ COMMITTED takes a snapshot per statement and
     a plain SELECT takes no locks); the transaction then begins with the first write.
     Elsewhere nothing."""
-    driver = _psycopg(db_session)
+    driver = _psycopg(db_session.connection())
     if driver is None or driver.info.transaction_status != TransactionStatus.IDLE:
         yield
         return
@@ -124,9 +125,7 @@ def _before_transaction(db_session: Session) -> Iterator[None]:
     try:
         yield
     finally:
-        # else broken: the writer replaces the connection
-        if driver.info.transaction_status == TransactionStatus.IDLE:
-            driver.autocommit = False
+        _leave_autocommit(driver)
 
 
 @contextmanager
@@ -142,11 +141,11 @@ def _one_round_trip(db_session: Session) -> Iterator[None]:
     broke), so the batch's replay and the writer's connection check see the same errors
     either way: a COMMIT that fails there fails the batch. Elsewhere nothing (the caller
     commits)."""
-    driver = _psycopg(db_session)
+    connection = db_session.connection()
+    driver = _psycopg(connection)
     if driver is None:
         yield
         return
-    connection = db_session.connection()
     driver_error = connection.dialect.loaded_dbapi.Error
     begins = driver.info.transaction_status == TransactionStatus.IDLE
     if begins:
@@ -170,7 +169,7 @@ def _one_round_trip(db_session: Session) -> Iterator[None]:
 
 
 def _leave_autocommit(driver: Any) -> None:
-    """Back to the driver's own transactions, the explicit one ended (rolled back when it
+    """Back to the driver's own transactions, an explicit one ended (rolled back when it
     failed); a broken connection is left as it is (the writer replaces it)."""
     if driver.closed or driver.broken:
         return

@@ -148,6 +148,8 @@ _TICKETS = cast(Table, Ticket.__table__)
 _READ_WITH_TICKETS = select(*_ALERTS.c, *(_TICKETS.c[name] for name in tickets.SYNC_COLUMNS)
                             ).outerjoin(_TICKETS, _TICKETS.c.id == _ALERTS.c.ticket_id).where(
     _ALERTS.c.key.in_(bindparam("keys", expanding=True)))
+#: Where the linked ticket's id is in a row of that read (None: no ticket).
+_TICKET_ID = len(_ALERT_NAMES) + tickets.SYNC_COLUMNS.index("id")
 
 
 def _read_outside_session(db_session: Session,
@@ -161,7 +163,7 @@ def _read_outside_session(db_session: Session,
     alert_width = len(_ALERT_NAMES)
     for row in db_session.connection().execute(_READ_WITH_TICKETS, {"keys": keys}).all():
         record = _outside_session(zip(_ALERT_NAMES, row[:alert_width], strict=True))
-        ticket_id = row[alert_width]
+        ticket_id = row[_TICKET_ID]
         ticket = None
         if ticket_id is not None:
             ticket = known.get(ticket_id)
