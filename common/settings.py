@@ -116,6 +116,10 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1)
+    # How much nicer than the requests the alert intake writer thread runs (Linux): it then
+    # writes when request handling pauses, in bigger and cheaper batches (docs/api.md); 0:
+    # the same priority.
+    intake_writer_nice: int = Field(default=10, ge=0, le=19)
     # Signs the login JWTs; required in production. In development, when unset, a random
     # secret is generated once and kept in jwt_secret_file.
     jwt_secret: SecretStr | None = None

@@ -24,6 +24,7 @@ from api.alerts.schemas import AlertRead
 from api.alerts.service import IntakeResult, Stored
 from api.audit import service as audit
 from api.auth.security import Principal
+from api.directsql import driver_errors
 from api.emergency import service as emergency
 from api.emergency.plans import PlanDefinition
 from api.tickets.rules import TicketRule
@@ -146,23 +147,15 @@ def _one_round_trip(db_session: Session) -> Iterator[None]:
     if driver is None:
         yield
         return
-    driver_error = connection.dialect.loaded_dbapi.Error
     begins = driver.info.transaction_status == TransactionStatus.IDLE
     if begins:
         driver.autocommit = True
     try:
-        with driver.pipeline():
+        with driver_errors(connection), driver.pipeline():
             if begins:
                 driver.execute("BEGIN")
             yield
             driver.execute("COMMIT")
-    except driver_error as exc:
-        broken = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection,
-                                                  None)
-        if broken:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(None, None, exc, driver_error, connection_invalidated=broken,
-                                  dialect=connection.dialect) from exc
     finally:
         if begins:
             _leave_autocommit(driver)

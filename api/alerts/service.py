@@ -6,17 +6,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import ARRAY, Connection, String, Table, any_, bindparam, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 
 from api.alerts.models import AlertRecord
 from api.audit import service as audit
 from api.auth.security import Principal
 from api.db import utcnow, where_equal
+from api.directsql import DirectStatement
 from api.errors import NotFound
 from api.tickets import service as tickets
 from api.tickets.models import Ticket
@@ -109,18 +111,22 @@ class Stored:
         for record, noted in self._changed.values():
             shapes.setdefault(frozenset(noted), []).append(record)
         self._changed.clear()
-        # Core on the session's connection: Session.execute adds per-statement work
-        # (event dispatch, bind lookup, result wrapping) that a table UPDATE does not need
         connection = db_session.connection()
         for shape, records in shapes.items():
-            connection.execute(_UPDATE_BY_ID, [
+            _update_by_id(shape).execute_many(connection, [
                 {"_id": record.id, **values_of(record, shape)}
                 for record in sorted(records, key=lambda record: record.id)])
 
 
-#: SET comes from the parameters' keys (Core executemany); the column types bind the values.
 _ALERTS = cast(Table, AlertRecord.__table__)
 _UPDATE_BY_ID = update(_ALERTS).where(_ALERTS.c.id == bindparam("_id"))
+
+
+@lru_cache(maxsize=64)
+def _update_by_id(shape: frozenset[str]) -> DirectStatement:
+    """``UPDATE alerts SET <shape> WHERE id = :_id``, run straight on the driver's cursor
+    (api/directsql.py; a batch's changes come in a handful of shapes)."""
+    return DirectStatement(_UPDATE_BY_ID, column_keys=sorted(shape))
 
 
 def load_stored(*, db_session: Session, keys: Iterable[str], detach: bool = False) -> Stored:
@@ -142,14 +148,25 @@ def load_stored(*, db_session: Session, keys: Iterable[str], detach: bool = Fals
 #: The alert columns by name, in table order (``AlertRecord``'s attributes have the same names).
 _ALERT_NAMES = tuple(column.key for column in _ALERTS.c)
 _TICKETS = cast(Table, Ticket.__table__)
-#: One statement for every batch (the keys an expanding parameter): its cache key is
-#: computed once, not per batch as for a statement built around the batch's keys. Of the
-#: linked ticket it reads what ticket sync reads when the alert changes nothing on it.
-_READ_WITH_TICKETS = select(*_ALERTS.c, *(_TICKETS.c[name] for name in tickets.SYNC_COLUMNS)
-                            ).outerjoin(_TICKETS, _TICKETS.c.id == _ALERTS.c.ticket_id).where(
+#: Of the linked ticket, what ticket sync reads when the alert changes nothing on it.
+_READ_COLUMNS = (*_ALERTS.c, *(_TICKETS.c[name] for name in tickets.SYNC_COLUMNS))
+_READ_FROM = _ALERTS.outerjoin(_TICKETS, _TICKETS.c.id == _ALERTS.c.ticket_id)
+#: On PostgreSQL: the keys one array parameter, the statement run straight on the driver's
+#: cursor (api/directsql.py).
+_READ_BY_KEY_ARRAY = DirectStatement(select(*_READ_COLUMNS).select_from(_READ_FROM).where(
+    _ALERTS.c.key == any_(bindparam("keys", type_=ARRAY(String)))))
+#: Elsewhere: one statement for every batch (the keys an expanding parameter), its cache
+#: key computed once, not per batch as for a statement built around the batch's keys.
+_READ_BY_KEYS = select(*_READ_COLUMNS).select_from(_READ_FROM).where(
     _ALERTS.c.key.in_(bindparam("keys", expanding=True)))
 #: Where the linked ticket's id is in a row of that read (None: no ticket).
 _TICKET_ID = len(_ALERT_NAMES) + tickets.SYNC_COLUMNS.index("id")
+
+
+def _read_rows(connection: Connection, keys: Sequence[str]) -> Sequence[Sequence[Any]]:
+    if connection.dialect.name == "postgresql":
+        return _READ_BY_KEY_ARRAY.rows(connection, {"keys": list(keys)})
+    return connection.execute(_READ_BY_KEYS, {"keys": keys}).all()
 
 
 def _read_outside_session(db_session: Session,
@@ -158,10 +175,13 @@ def _read_outside_session(db_session: Session,
     session (filling its identity map and emptying it again cost more than the query):
     the alerts as plain column values, each ticket as :func:`tickets.known_ticket` (one
     object per ticket, whichever alerts share it)."""
+    # the instances are made by the class manager, which needs configured mappers (the
+    # ORM configures them on its first query; a process may take alerts in before that)
+    configure_mappers()
     found: dict[str, tuple[AlertRecord, Ticket | None]] = {}
     known: dict[int, Ticket] = {}
     alert_width = len(_ALERT_NAMES)
-    for row in db_session.connection().execute(_READ_WITH_TICKETS, {"keys": keys}).all():
+    for row in _read_rows(db_session.connection(), keys):
         record = _outside_session(zip(_ALERT_NAMES, row[:alert_width], strict=True))
         ticket_id = row[_TICKET_ID]
         ticket = None

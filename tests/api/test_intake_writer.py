@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -268,6 +270,30 @@ def test_the_writer_keeps_its_connection_and_replaces_a_broken_one(
     assert writer.submit(_leak(1, revision=3), SYSTEM).result(timeout=60).created is False
     assert used[-1] is not used[1]  # and the writer holds a new one
     assert _audit_actions(db_session, _leak(1).key) == ["alert.create"] + ["alert.update"] * 3
+
+
+def _niceness(thread: threading.Thread) -> int:
+    assert thread.native_id is not None
+    return os.getpriority(os.PRIO_PROCESS, thread.native_id)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux threads' own priority")
+@pytest.mark.parametrize("nice", [10, 0])
+def test_the_writer_thread_runs_nicer_than_the_requests_by_the_setting(
+        app: FastAPI, county: None, nice: int) -> None:
+    """The writer yields the cores to request handling (bigger batches under load); with
+    the setting at 0 it keeps the priority of the thread that started it."""
+    settings = app.state.api_settings.model_copy(update={"intake_writer_nice": nice})
+    writer = IntakeWriter(app.state.session_factory, rules=DEFAULT_RULES,
+                          plans=[default_plan()], settings=settings)
+    before = set(threading.enumerate())
+    try:
+        assert writer.submit(_leak(1), SYSTEM).result(timeout=60).created
+        [started] = [thread for thread in set(threading.enumerate()) - before
+                     if thread.name == "alert-intake-writer"]
+        assert _niceness(started) == min(19, _niceness(threading.current_thread()) + nice)
+    finally:
+        writer.close()
 
 
 def test_a_batch_writes_every_kind_of_alert_change(
