@@ -30,8 +30,9 @@ Where the time goes: for each wrk run, the CPU seconds used per request by the A
 processes, by PostgreSQL's and by the whole machine (wrk and anything else running
 included), from /proc, so a shortfall can be told apart from a busy box.
 
-``--rounds N`` runs the three wrk measurements N times in turn and compares each endpoint's
-best round (on a shared machine other jobs only slow a run down; every round is printed).
+``--rounds N`` (default 3) runs the three wrk measurements N times in turn and compares each
+endpoint's best round (on a shared machine other jobs only slow a run down; every round is
+printed).
 """
 
 from __future__ import annotations
@@ -475,7 +476,7 @@ class Plan:
     duration_s: float
     tickets: int
     connections: int
-    rounds: int = 1
+    rounds: int = 3
 
 
 #: A round's revisions start here times its number (wrk's own stay under 3 * 10^9, the
@@ -632,7 +633,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
                         help="seconds per wrk run and per fixed-rate run")
     parser.add_argument("--tickets", type=int, default=300, help="open tickets to list")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    parser.add_argument("--rounds", type=int, default=1,
+    # three by default: on a shared machine whose speed swings between seconds, one 10 s
+    # window per endpoint decided the comparison (benchmarks/README.md, "Intake, round 6")
+    parser.add_argument("--rounds", type=int, default=3,
                         help="wrk rounds (trivial, open tickets, intake each); each endpoint's "
                              "best round is compared, every round is printed")
     args = parser.parse_args(argv)

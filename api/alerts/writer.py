@@ -97,9 +97,9 @@ def _run_nicer(nice: int) -> None:
 
     The writer then gets a core when the event loop has no request to parse, or after it
     has parsed a while: batches gather more alerts before they are written, and a batch
-    costs ~0.8 ms of CPU whatever its size (under wrk, 4-5 alerts a batch at the same
-    priority, 6-7 at 10 nicer, and a tenth less CPU per alert: benchmarks/README.md, "Intake,
-    round 6"). A lone alert still finds a core idle and is written at once."""
+    costs ~0.8 ms of CPU whatever its size (under wrk: 4-5 alerts a batch at the same
+    priority, 6-7 at 10 nicer, and ~15 % less writer CPU per alert; benchmarks/README.md,
+    "Intake, round 6"). A lone alert still finds a core idle and is written at once."""
     if nice <= 0 or not sys.platform.startswith("linux"):
         return
     thread = threading.get_native_id()
