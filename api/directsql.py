@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,13 +62,9 @@ class DirectStatement:
         column's type as SQLAlchemy's result would."""
         compiled = self._for(connection.dialect)
         bound = _bound(compiled, parameters)
-        with driver_errors(connection, compiled.sql):
-            cursor = connection.connection.cursor()
-            try:
-                cursor.execute(compiled.sql, bound)
-                fetched = cursor.fetchall()
-            finally:
-                cursor.close()
+        with _cursor(connection, compiled.sql) as cursor:
+            cursor.execute(compiled.sql, bound)
+            fetched = cursor.fetchall()
         processors = compiled.results
         if not any(processors):
             return [tuple(row) for row in fetched]
@@ -83,12 +79,8 @@ class DirectStatement:
             return
         compiled = self._for(connection.dialect)
         bound = [_bound(compiled, one) for one in parameters]
-        with driver_errors(connection, compiled.sql):
-            cursor = connection.connection.cursor()
-            try:
-                cursor.executemany(compiled.sql, bound)
-            finally:
-                cursor.close()
+        with _cursor(connection, compiled.sql) as cursor:
+            cursor.executemany(compiled.sql, bound)
 
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._by_dialect.get(dialect)
@@ -124,6 +116,14 @@ def _bound(compiled: _Compiled, parameters: Mapping[str, Any]) -> Any:
     if compiled.positions is None:
         return named
     return tuple(named[name] for name in compiled.positions)
+
+
+@contextmanager
+def _cursor(connection: Connection, statement: str) -> Iterator[Any]:
+    """A DBAPI cursor of ``connection``, closed after use, the driver's errors raised as
+    SQLAlchemy's."""
+    with driver_errors(connection, statement), closing(connection.connection.cursor()) as cursor:
+        yield cursor
 
 
 @contextmanager
