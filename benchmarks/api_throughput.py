@@ -476,6 +476,8 @@ class Plan:
     duration_s: float
     tickets: int
     connections: int
+    # three by default: on a shared machine whose speed swings between seconds, one 10 s
+    # window per endpoint decided the comparison (benchmarks/README.md, "Intake, round 6")
     rounds: int = 3
 
 
@@ -633,9 +635,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
                         help="seconds per wrk run and per fixed-rate run")
     parser.add_argument("--tickets", type=int, default=300, help="open tickets to list")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    # three by default: on a shared machine whose speed swings between seconds, one 10 s
-    # window per endpoint decided the comparison (benchmarks/README.md, "Intake, round 6")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=Plan.rounds,
                         help="wrk rounds (trivial, open tickets, intake each); each endpoint's "
                              "best round is compared, every round is printed")
     args = parser.parse_args(argv)
